@@ -1,0 +1,68 @@
+# Nimbus — build, run and test. Meant for root on a fresh Debian 12 box with Go
+# installed; every target is idempotent and quiet when there is nothing to do.
+#
+#   make run    install what the all-in-one needs, build, start it on :8080
+#   make test   install test tools, build, vet, Go tests, browser tests, openstack CLI
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-print-directory
+
+GO      ?= $(shell command -v go || echo /usr/local/go/bin/go)
+GOBIN   := $(shell $(GO) env GOBIN)
+GOBIN   := $(or $(GOBIN),$(shell $(GO) env GOPATH)/bin)
+export PATH := $(PATH):/usr/local/go/bin:$(GOBIN)
+
+# Debian packages for running the all-in-one (`make run`) and for `make test`.
+# Later: qemu-system-x86 qemu-utils libvirt-daemon-system dnsmasq iptables ...
+RUN_PKGS  ?=
+TEST_PKGS ?= chromium chromium-driver python3-openstackclient
+
+DATA   ?= ./data
+LISTEN ?=
+
+# npm rewrites this file on every install: it tells make when node_modules was made.
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: deps-run deps-test assets generate build run test bench clean
+
+deps-run:
+	@scripts/apt-ensure $(RUN_PKGS)
+
+deps-test: $(NPM_STAMP)
+	@scripts/apt-ensure $(TEST_PKGS)
+
+# npm ci only when node_modules is missing or older than the manifests.
+$(NPM_STAMP): package.json package-lock.json
+	@echo "npm ci"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# static/vendor/ is committed, so `go build` never needs npm; this refreshes it.
+assets: $(NPM_STAMP)
+	@mkdir -p static/vendor
+	@scripts/vendor-copy node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+
+# templ must be the version go.mod pins (generated code calls its runtime).
+generate:
+	@templ=$$(scripts/templ-ensure) && "$$templ" generate -log-level warn
+
+build: generate
+	@$(GO) build -o bin/nimbus ./cmd/nimbus
+
+run: deps-run build
+	./bin/nimbus up --data $(DATA) $(if $(LISTEN),--listen $(LISTEN))
+
+# Building is a step of the recipe, not a prerequisite, so that even a
+# compile error ends the output with a RESULT line.
+test: deps-test
+	@$(MAKE) build || { echo; echo "RESULT: FAIL (build failed)"; exit 1; }
+	@scripts/run-tests
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Never removes $(DATA): it holds the cloud's state and the admin password.
+clean:
+	rm -rf bin/ e2e/artifacts/ node_modules/
