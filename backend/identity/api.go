@@ -67,6 +67,7 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 		a.userRoutes(r)
 		a.groupRoutes(r)
 		a.roleRoutes(r)
+		a.impliedRoleRoutes(r)
 		a.grantRoutes(r)
 		a.catalogRoutes(r)
 		a.appCredentialRoutes(r)
