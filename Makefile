@@ -40,9 +40,16 @@ $(NPM_STAMP): package.json package-lock.json
 	@touch $@
 
 # static/vendor/ is committed, so `go build` never needs npm; this refreshes it.
+# noVNC's core/ and vendor/ ES-module trees are mirrored as they are: the
+# console page (novnc/) imports core/rfb.js straight from /static/vendor/novnc/.
 assets: $(NPM_STAMP)
-	@mkdir -p static/vendor
+	@mkdir -p static/vendor/novnc/docs
 	@scripts/vendor-copy node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	@scripts/vendor-tree node_modules/@novnc/novnc/core static/vendor/novnc/core
+	@scripts/vendor-tree node_modules/@novnc/novnc/vendor static/vendor/novnc/vendor
+	@for f in package.json LICENSE.txt AUTHORS docs/LICENSE.MPL-2.0 docs/LICENSE.BSD-3-Clause; do \
+		scripts/vendor-copy node_modules/@novnc/novnc/$$f static/vendor/novnc/$$f; \
+	done
 
 # templ must be the version go.mod pins (generated code calls its runtime).
 generate:
