@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// config is everything the control plane is started with. Each flag has an
+// environment override, NIMBUS_<FLAG> with dashes as underscores.
+type config struct {
+	listen     string
+	dataDir    string
+	publicURL  string
+	tokenTTL   time.Duration
+	policyFile string
+	tlsCert    string
+	tlsKey     string
+	logLevel   slog.Level
+}
+
+const usage = `Usage: nimbus <command> [flags]
+
+Commands:
+  up          run the all-in-one cloud: the control plane with first-run bootstrap
+  controller  run the control plane only
+  version     print the version
+
+Run 'nimbus <command> -h' for the command's flags.
+`
+
+// parseConfig parses the flags of the up and controller commands.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("nimbus "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(key, def string) string {
+		if v := getenv("NIMBUS_" + key); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &config{}
+	var ttl, level string
+	fs.StringVar(&c.listen, "listen", env("LISTEN", ":8080"), "address the HTTP server listens on (NIMBUS_LISTEN)")
+	fs.StringVar(&c.dataDir, "data", env("DATA", "./data"), "data directory: database, admin-openrc (NIMBUS_DATA)")
+	fs.StringVar(&c.publicURL, "public-url", env("PUBLIC_URL", ""),
+		"base URL clients reach this server at, advertised in the catalog (NIMBUS_PUBLIC_URL; default from --listen)")
+	fs.StringVar(&ttl, "token-ttl", env("TOKEN_TTL", "1h"), "lifetime of issued tokens (NIMBUS_TOKEN_TTL)")
+	fs.StringVar(&c.policyFile, "policy-file", env("POLICY_FILE", ""), "optional oslo.policy YAML overrides (NIMBUS_POLICY_FILE)")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; enables HTTPS with --tls-key (NIMBUS_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "TLS private key file (NIMBUS_TLS_KEY)")
+	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (NIMBUS_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	d, err := time.ParseDuration(ttl)
+	if err != nil || d < time.Minute || d > 7*24*time.Hour {
+		return nil, fmt.Errorf("--token-ttl %q: want a duration between 1m and 168h", ttl)
+	}
+	c.tokenTTL = d
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := c.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	if c.publicURL != "" {
+		c.publicURL = strings.TrimRight(c.publicURL, "/")
+		if !strings.HasPrefix(c.publicURL, "http://") && !strings.HasPrefix(c.publicURL, "https://") {
+			return nil, fmt.Errorf("--public-url %q: want an http:// or https:// URL", c.publicURL)
+		}
+	}
+	return c, nil
+}
+
+// tls reports whether HTTPS is on.
+func (c *config) tls() bool { return c.tlsCert != "" }
+
+// advertisedURL is the public URL, or one derived from the address actually
+// bound: a wildcard host becomes 127.0.0.1, which serves the all-in-one on
+// this machine; other hosts set --public-url.
+func (c *config) advertisedURL(bound net.Addr) string {
+	if c.publicURL != "" {
+		return c.publicURL
+	}
+	scheme := "http"
+	if c.tls() {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return scheme + "://" + bound.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nimbus-cloud/nimbus/backend/identity"
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
+	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
+	"github.com/nimbus-cloud/nimbus/migrations"
+	"github.com/nimbus-cloud/nimbus/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// shutdownGrace bounds how long in-flight requests may take to finish after
+// SIGINT or SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// run is the whole program: it parses args, serves until ctx ends, and
+// returns once everything has shut down cleanly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch cmd := args[0]; cmd {
+	case "up", "controller":
+		cfg, err := parseConfig(cmd, args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cmd, cfg, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "nimbus", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// serve runs the control plane until ctx is cancelled.
+func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	slog.SetDefault(log)
+
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	database, err := db.Open(filepath.Join(cfg.dataDir, "nimbus.db"))
+	if err != nil {
+		return err
+	}
+	defer database.Close()
+	if err := database.Migrate(ctx, migrations.FS); err != nil {
+		return err
+	}
+
+	pol := policy.New(policy.BaseRules())
+	pol.Register(identity.PolicyRules()...)
+	if cfg.policyFile != "" {
+		if err := pol.LoadFile(cfg.policyFile); err != nil {
+			return fmt.Errorf("load policy file: %w", err)
+		}
+	}
+	ids, err := identity.New(ctx, database, identity.Config{TokenTTL: cfg.tokenTTL, Policy: pol})
+	if err != nil {
+		return fmt.Errorf("start identity: %w", err)
+	}
+
+	// Listen before bootstrapping so the catalog advertises the port really bound.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	defer ln.Close()
+	publicURL := cfg.advertisedURL(ln.Addr())
+
+	boot, err := ids.Bootstrap(ctx, identity.BootstrapConfig{
+		PublicURL: publicURL,
+		Services:  catalog(),
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	authURL := publicURL + "/identity/v3"
+	if boot.Created {
+		if err := writeOpenrc(cfg.dataDir, authURL, boot.AdminPassword); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "First start: created the admin user.\n  admin password: %s\n  (also in %s; it is not shown again)\n",
+			boot.AdminPassword, filepath.Join(cfg.dataDir, openrcName))
+	} else if err := updateOpenrcAuthURL(cfg.dataDir, authURL); err != nil {
+		return err
+	}
+
+	dash, err := web.New(web.Config{
+		Identity: ids,
+		DB:       database,
+		APIs: []web.Mount{
+			{Prefix: "/identity", Handler: identity.NewAPI(ids, publicURL+"/identity")},
+		},
+		Secure: cfg.tls(),
+		Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("start dashboard: %w", err)
+	}
+	defer dash.Close()
+
+	srv := &http.Server{
+		Handler:           dash.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cfg.tls() {
+			errc <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	fmt.Fprintf(stdout, "nimbus %s (%s) listening on %s\n  dashboard: %s/\n  identity:  %s\n", cmd, version, ln.Addr(), publicURL, authURL)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// catalog lists the services this control plane serves, one catalog entry each.
+func catalog() []identity.ServiceSpec {
+	return []identity.ServiceSpec{
+		{Type: "identity", Name: "keystone", Path: "/identity"},
+	}
+}

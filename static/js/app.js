@@ -1,0 +1,162 @@
+// Nimbus dashboard glue between htmx and the page. The Content-Security-Policy
+// forbids inline script, so everything interactive lives here: the CSRF
+// header on htmx requests, the modal <dialog>, toasts announced by the server
+// through HX-Trigger, the collapsible navigation and the dropdown menus.
+// Every page also works without this file: links and forms fall back to full
+// page loads.
+(function () {
+  'use strict';
+
+  document.documentElement.classList.add('js');
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute('content') : '';
+  }
+
+  // CSRF: every htmx request carries the session's token in a header; the
+  // server checks it on every state-changing method.
+  document.addEventListener('htmx:configRequest', function (evt) {
+    var token = csrfToken();
+    if (token) evt.detail.headers['X-CSRF-Token'] = token;
+  });
+
+  // ---- Toasts --------------------------------------------------------------
+
+  var TOAST_MS = 6000;
+
+  function toast(message, level) {
+    var region = document.getElementById('toasts');
+    if (!region || !message) return;
+    var el = document.createElement('div');
+    el.className = 'toast toast-' + (level === 'error' ? 'error' : level === 'info' ? 'info' : 'success');
+    el.setAttribute('role', level === 'error' ? 'alert' : 'status');
+    var text = document.createElement('span');
+    text.className = 'toast-text';
+    text.textContent = String(message); // never innerHTML: the message may quote user input
+    var close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'toast-close';
+    close.setAttribute('aria-label', 'Dismiss');
+    close.textContent = '\u00d7';
+    close.addEventListener('click', function () { el.remove(); });
+    el.appendChild(text);
+    el.appendChild(close);
+    region.appendChild(el);
+    window.setTimeout(function () { el.classList.add('toast-leaving'); }, TOAST_MS - 400);
+    window.setTimeout(function () { el.remove(); }, TOAST_MS);
+  }
+
+  // The server sends HX-Trigger: {"nimbus:toast": {"message": "...", "level": "success"}}.
+  document.addEventListener('nimbus:toast', function (evt) {
+    var d = evt.detail || {};
+    toast(d.message, d.level);
+  });
+
+  document.addEventListener('htmx:responseError', function (evt) {
+    var xhr = evt.detail && evt.detail.xhr;
+    // 4xx answers carry their own message (a toast or an inline error);
+    // only say something for failures the server could not explain.
+    if (xhr && xhr.status >= 500 && !xhr.getResponseHeader('HX-Trigger')) {
+      toast('The server could not complete the request (' + xhr.status + '). Try again.', 'error');
+    }
+  });
+  document.addEventListener('htmx:sendError', function () {
+    toast('The server could not be reached. Check your connection and try again.', 'error');
+  });
+
+  // ---- Modal dialog ----------------------------------------------------------
+
+  var opener = null;
+
+  function modal() { return document.getElementById('modal'); }
+
+  function openModal() {
+    var dlg = modal();
+    if (!dlg) return;
+    if (!dlg.open) dlg.showModal();
+    var first = dlg.querySelector('[aria-invalid="true"], input:not([type=hidden]), select, textarea, button[type=submit]');
+    if (first) first.focus();
+  }
+
+  function closeModal() {
+    var dlg = modal();
+    if (dlg && dlg.open) dlg.close();
+  }
+
+  document.addEventListener('htmx:beforeRequest', function (evt) {
+    var elt = evt.detail && evt.detail.elt;
+    if (elt && elt.getAttribute && elt.getAttribute('hx-target') === '#modal-body') opener = elt;
+  });
+
+  document.addEventListener('htmx:afterSwap', function (evt) {
+    var target = evt.detail && evt.detail.target;
+    if (target && target.id === 'modal-body') openModal();
+  });
+
+  // After a form inside the dialog is re-rendered with errors, focus the first
+  // field that needs attention.
+  document.addEventListener('htmx:afterSettle', function (evt) {
+    var dlg = modal();
+    if (!dlg || !dlg.open) return;
+    var bad = dlg.querySelector('[aria-invalid="true"], .alert-error');
+    if (bad) {
+      if (bad.classList.contains('alert-error')) bad.setAttribute('tabindex', '-1');
+      bad.focus();
+    }
+  });
+
+  document.addEventListener('nimbus:modal-close', closeModal);
+
+  document.addEventListener('click', function (evt) {
+    var t = evt.target;
+    if (!(t instanceof Element)) return;
+    var closer = t.closest('[data-close-modal]');
+    if (closer && closer.closest('dialog')) {
+      evt.preventDefault();
+      closeModal();
+      return;
+    }
+    // A click on the backdrop (the dialog element itself, outside its box) closes it.
+    var dlg = modal();
+    if (dlg && t === dlg) {
+      var r = dlg.getBoundingClientRect();
+      var inside = evt.clientX >= r.left && evt.clientX <= r.right && evt.clientY >= r.top && evt.clientY <= r.bottom;
+      if (!inside) closeModal();
+    }
+  });
+
+  document.addEventListener('close', function (evt) {
+    if (evt.target !== modal()) return;
+    var body = document.getElementById('modal-body');
+    if (body) body.replaceChildren();
+    if (opener && document.body.contains(opener)) opener.focus();
+    opener = null;
+  }, true);
+
+  // ---- Navigation and dropdowns ---------------------------------------------
+
+  document.addEventListener('click', function (evt) {
+    var t = evt.target;
+    if (!(t instanceof Element)) return;
+    var toggle = t.closest('.nav-toggle');
+    if (toggle) {
+      var open = document.body.classList.toggle('nav-open');
+      toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+      return;
+    }
+    // Close open dropdowns when clicking elsewhere.
+    document.querySelectorAll('details.dropdown[open]').forEach(function (d) {
+      if (!d.contains(t)) d.removeAttribute('open');
+    });
+  });
+
+  document.addEventListener('keydown', function (evt) {
+    if (evt.key !== 'Escape') return;
+    document.querySelectorAll('details.dropdown[open]').forEach(function (d) {
+      d.removeAttribute('open');
+      var s = d.querySelector('summary');
+      if (s) s.focus();
+    });
+  });
+})();
