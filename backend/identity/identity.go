@@ -158,12 +158,5 @@ func caller(ctx context.Context) (*auth.Credentials, error) {
 
 // authorize checks that the caller in ctx may perform action on t.
 func (s *Service) authorize(ctx context.Context, action string, t policy.Target) (*auth.Credentials, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.pol.Enforce(action, c, t); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return s.pol.Authorize(ctx, action, t)
 }

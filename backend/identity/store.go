@@ -15,26 +15,9 @@ import (
 // store holds every SQL statement of the identity service. Each method that
 // writes owns its transaction (db.Tx, BEGIN IMMEDIATE); reads run on the pool
 // without a transaction so they never queue behind the write lock. Helpers
-// take a querier: the *sql.Tx of the caller's transaction, or the pool.
+// take a db.Querier: the *sql.Tx of the caller's transaction, or the pool.
 type store struct {
 	db *db.DB
-}
-
-// querier is what *sql.Tx and *sql.DB share.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// scanner is what *sql.Row and *sql.Rows share.
-type scanner interface{ Scan(dest ...any) error }
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func parseTime(s string) time.Time {
@@ -76,7 +59,7 @@ func page(where []string, args []any, o ListOptions) (string, []any, int) {
 }
 
 // collect scans every row with scan, returning at most n and whether more remained.
-func collect[T any](rows *sql.Rows, n int, scan func(scanner) (T, error)) ([]T, bool, error) {
+func collect[T any](rows *sql.Rows, n int, scan func(db.Scanner) (T, error)) ([]T, bool, error) {
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
@@ -128,7 +111,7 @@ func (st *store) secret(ctx context.Context, name string, gen func() string) (st
 
 const domainCols = `id, name, description, enabled, created_at`
 
-func scanDomain(r scanner) (Domain, error) {
+func scanDomain(r db.Scanner) (Domain, error) {
 	var d Domain
 	var created string
 	err := r.Scan(&d.ID, &d.Name, &d.Description, &d.Enabled, &created)
@@ -136,7 +119,7 @@ func scanDomain(r scanner) (Domain, error) {
 	return d, err
 }
 
-func getDomain(ctx context.Context, q querier, id string) (*Domain, error) {
+func getDomain(ctx context.Context, q db.Querier, id string) (*Domain, error) {
 	d, err := scanDomain(q.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find domain: %s.", id))
@@ -163,7 +146,7 @@ func (st *store) listDomains(ctx context.Context, f DomainFilter) ([]Domain, boo
 		where, args = append(where, "name = ?"), append(args, f.Name)
 	}
 	if f.Enabled != nil {
-		where, args = append(where, "enabled = ?"), append(args, b2i(*f.Enabled))
+		where, args = append(where, "enabled = ?"), append(args, db.Bool(*f.Enabled))
 	}
 	q, args, n := page(where, args, f.ListOptions)
 	rows, err := st.db.QueryContext(ctx, `SELECT `+domainCols+` FROM domains`+q, args...)
@@ -173,9 +156,9 @@ func (st *store) listDomains(ctx context.Context, f DomainFilter) ([]Domain, boo
 	return collect(rows, n, scanDomain)
 }
 
-func insertDomain(ctx context.Context, q querier, d *Domain) error {
+func insertDomain(ctx context.Context, q db.Querier, d *Domain) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO domains (id, name, description, enabled, created_at) VALUES (?, ?, ?, ?, ?)`,
-		d.ID, d.Name, d.Description, b2i(d.Enabled), db.FormatTime(d.CreatedAt))
+		d.ID, d.Name, d.Description, db.Bool(d.Enabled), db.FormatTime(d.CreatedAt))
 	return conflict(err, "domain", d.Name, "")
 }
 
@@ -200,7 +183,7 @@ func (st *store) updateDomain(ctx context.Context, id string, u DomainUpdate) (b
 			d.Enabled = *u.Enabled
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE domains SET name = ?, description = ?, enabled = ? WHERE id = ?`,
-			d.Name, d.Description, b2i(d.Enabled), id); err != nil {
+			d.Name, d.Description, db.Bool(d.Enabled), id); err != nil {
 			return conflict(err, "domain", d.Name, "")
 		}
 		after = &d
@@ -246,7 +229,7 @@ func (st *store) deleteDomain(ctx context.Context, id string) error {
 
 const projectCols = `id, name, domain_id, parent_id, description, enabled, created_at`
 
-func scanProject(r scanner) (Project, error) {
+func scanProject(r db.Scanner) (Project, error) {
 	var p Project
 	var parent sql.NullString
 	var created string
@@ -256,7 +239,7 @@ func scanProject(r scanner) (Project, error) {
 	return p, err
 }
 
-func getProject(ctx context.Context, q querier, id string) (*Project, error) {
+func getProject(ctx context.Context, q db.Querier, id string) (*Project, error) {
 	p, err := scanProject(q.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find project: %s.", id))
@@ -267,12 +250,12 @@ func getProject(ctx context.Context, q querier, id string) (*Project, error) {
 	return &p, nil
 }
 
-func projectTags(ctx context.Context, q querier, id string) ([]string, error) {
+func projectTags(ctx context.Context, q db.Querier, id string) ([]string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT tag FROM project_tags WHERE project_id = ? ORDER BY tag`, id)
 	if err != nil {
 		return nil, err
 	}
-	tags, _, err := collect(rows, 0, func(r scanner) (string, error) {
+	tags, _, err := collect(rows, 0, func(r db.Scanner) (string, error) {
 		var t string
 		return t, r.Scan(&t)
 	})
@@ -308,7 +291,7 @@ func (st *store) listProjects(ctx context.Context, f ProjectFilter) ([]Project, 
 		where, args = append(where, "parent_id = ?"), append(args, f.ParentID)
 	}
 	if f.Enabled != nil {
-		where, args = append(where, "enabled = ?"), append(args, b2i(*f.Enabled))
+		where, args = append(where, "enabled = ?"), append(args, db.Bool(*f.Enabled))
 	}
 	// Keystone's tag filters: tags (all), tags-any, not-tags (not all), not-tags-any (none).
 	hasTag := `EXISTS (SELECT 1 FROM project_tags t WHERE t.project_id = projects.id AND t.tag = ?)`
@@ -376,7 +359,7 @@ func (st *store) fillTags(ctx context.Context, ps []Project) error {
 	return nil
 }
 
-func setTags(ctx context.Context, q querier, projectID string, tags []string) error {
+func setTags(ctx context.Context, q db.Querier, projectID string, tags []string) error {
 	if _, err := q.ExecContext(ctx, `DELETE FROM project_tags WHERE project_id = ?`, projectID); err != nil {
 		return err
 	}
@@ -389,13 +372,13 @@ func setTags(ctx context.Context, q querier, projectID string, tags []string) er
 }
 
 // projectDepth is the number of projects from id up to the top, id included.
-func projectDepth(ctx context.Context, q querier, id string) (int, error) {
+func projectDepth(ctx context.Context, q db.Querier, id string) (int, error) {
 	anc, err := ancestors(ctx, q, id)
 	return len(anc) + 1, err
 }
 
 // ancestors lists id's parent, grandparent, ... up to the top-level project.
-func ancestors(ctx context.Context, q querier, id string) ([]string, error) {
+func ancestors(ctx context.Context, q db.Querier, id string) ([]string, error) {
 	var out []string
 	cur := id
 	for range 64 { // a bound, in case a cycle were ever written
@@ -417,7 +400,7 @@ func (st *store) createProject(ctx context.Context, p *Project) error {
 	return st.db.Tx(ctx, func(tx *sql.Tx) error { return insertProject(ctx, tx, p) })
 }
 
-func insertProject(ctx context.Context, tx querier, p *Project) error {
+func insertProject(ctx context.Context, tx db.Querier, p *Project) error {
 	if _, err := getDomain(ctx, tx, p.DomainID); err != nil {
 		return err
 	}
@@ -438,7 +421,7 @@ func insertProject(ctx context.Context, tx querier, p *Project) error {
 		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO projects (id, name, domain_id, parent_id, description, enabled, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.DomainID, nullStr(p.ParentID), p.Description, b2i(p.Enabled),
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, p.ID, p.Name, p.DomainID, nullStr(p.ParentID), p.Description, db.Bool(p.Enabled),
 		db.FormatTime(p.CreatedAt))
 	if err != nil {
 		return conflict(err, "project", p.Name, p.DomainID)
@@ -463,7 +446,7 @@ func (st *store) updateProject(ctx context.Context, id string, u ProjectUpdate) 
 			p.Enabled = *u.Enabled
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE projects SET name = ?, description = ?, enabled = ? WHERE id = ?`,
-			p.Name, p.Description, b2i(p.Enabled), id); err != nil {
+			p.Name, p.Description, db.Bool(p.Enabled), id); err != nil {
 			return conflict(err, "project", p.Name, p.DomainID)
 		}
 		if u.Tags != nil {

@@ -12,7 +12,7 @@ import (
 
 // ---- regions ----
 
-func scanRegion(r scanner) (Region, error) {
+func scanRegion(r db.Scanner) (Region, error) {
 	var x Region
 	var parent sql.NullString
 	err := r.Scan(&x.ID, &x.Description, &parent)
@@ -20,7 +20,7 @@ func scanRegion(r scanner) (Region, error) {
 	return x, err
 }
 
-func getRegion(ctx context.Context, q querier, id string) (*Region, error) {
+func getRegion(ctx context.Context, q db.Querier, id string) (*Region, error) {
 	r, err := scanRegion(q.QueryRowContext(ctx, `SELECT id, description, parent_region_id FROM regions WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find region: %s.", id))
@@ -49,7 +49,7 @@ func (st *store) listRegions(ctx context.Context, parentID string) ([]Region, er
 	return rs, err
 }
 
-func insertRegion(ctx context.Context, q querier, r *Region, now time.Time) error {
+func insertRegion(ctx context.Context, q db.Querier, r *Region, now time.Time) error {
 	if r.ParentRegionID != "" {
 		if _, err := getRegion(ctx, q, r.ParentRegionID); err != nil {
 			return err
@@ -120,13 +120,13 @@ func (st *store) deleteRegion(ctx context.Context, id string) error {
 
 const serviceCols = `id, type, name, description, enabled`
 
-func scanService(r scanner) (CatalogService, error) {
+func scanService(r db.Scanner) (CatalogService, error) {
 	var s CatalogService
 	err := r.Scan(&s.ID, &s.Type, &s.Name, &s.Description, &s.Enabled)
 	return s, err
 }
 
-func getService(ctx context.Context, q querier, id string) (*CatalogService, error) {
+func getService(ctx context.Context, q db.Querier, id string) (*CatalogService, error) {
 	s, err := scanService(q.QueryRowContext(ctx, `SELECT `+serviceCols+` FROM services WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find service: %s.", id))
@@ -138,7 +138,7 @@ func (st *store) service(ctx context.Context, id string) (*CatalogService, error
 	return getService(ctx, st.db, id)
 }
 
-func listServices(ctx context.Context, q querier, typ string) ([]CatalogService, error) {
+func listServices(ctx context.Context, q db.Querier, typ string) ([]CatalogService, error) {
 	query := `SELECT ` + serviceCols + ` FROM services`
 	var args []any
 	if typ != "" {
@@ -159,9 +159,9 @@ func (st *store) listServices(ctx context.Context, typ string) ([]CatalogService
 	return listServices(ctx, st.db, typ)
 }
 
-func insertService(ctx context.Context, q querier, s *CatalogService, now time.Time) error {
+func insertService(ctx context.Context, q db.Querier, s *CatalogService, now time.Time) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO services (id, type, name, description, enabled, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		s.ID, s.Type, s.Name, s.Description, b2i(s.Enabled), db.FormatTime(now))
+		s.ID, s.Type, s.Name, s.Description, db.Bool(s.Enabled), db.FormatTime(now))
 	return err
 }
 
@@ -189,7 +189,7 @@ func (st *store) updateService(ctx context.Context, id string, u CatalogServiceU
 			s.Enabled = *u.Enabled
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE services SET type = ?, name = ?, description = ?, enabled = ? WHERE id = ?`,
-			s.Type, s.Name, s.Description, b2i(s.Enabled), id)
+			s.Type, s.Name, s.Description, db.Bool(s.Enabled), id)
 		return err
 	})
 	return s, err
@@ -210,7 +210,7 @@ func (st *store) deleteService(ctx context.Context, id string) error {
 
 const endpointCols = `id, service_id, interface, region_id, url, enabled`
 
-func scanEndpoint(r scanner) (Endpoint, error) {
+func scanEndpoint(r db.Scanner) (Endpoint, error) {
 	var e Endpoint
 	var region sql.NullString
 	err := r.Scan(&e.ID, &e.ServiceID, &e.Interface, &region, &e.URL, &e.Enabled)
@@ -218,7 +218,7 @@ func scanEndpoint(r scanner) (Endpoint, error) {
 	return e, err
 }
 
-func getEndpoint(ctx context.Context, q querier, id string) (*Endpoint, error) {
+func getEndpoint(ctx context.Context, q db.Querier, id string) (*Endpoint, error) {
 	e, err := scanEndpoint(q.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find endpoint: %s.", id))
@@ -230,7 +230,7 @@ func (st *store) endpoint(ctx context.Context, id string) (*Endpoint, error) {
 	return getEndpoint(ctx, st.db, id)
 }
 
-func listEndpoints(ctx context.Context, q querier, f EndpointFilter) ([]Endpoint, error) {
+func listEndpoints(ctx context.Context, q db.Querier, f EndpointFilter) ([]Endpoint, error) {
 	var where []string
 	var args []any
 	if f.ServiceID != "" {
@@ -261,7 +261,7 @@ func (st *store) listEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoin
 	return listEndpoints(ctx, st.db, f)
 }
 
-func insertEndpoint(ctx context.Context, q querier, e *Endpoint, now time.Time) error {
+func insertEndpoint(ctx context.Context, q db.Querier, e *Endpoint, now time.Time) error {
 	if _, err := getService(ctx, q, e.ServiceID); err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func insertEndpoint(ctx context.Context, q querier, e *Endpoint, now time.Time) 
 		}
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO endpoints (id, service_id, interface, region_id, url, enabled, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.ServiceID, e.Interface, nullStr(e.RegionID), e.URL, b2i(e.Enabled),
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.ID, e.ServiceID, e.Interface, nullStr(e.RegionID), e.URL, db.Bool(e.Enabled),
 		db.FormatTime(now))
 	return err
 }
@@ -280,9 +280,9 @@ func (st *store) createEndpoint(ctx context.Context, e *Endpoint, now time.Time)
 	return st.db.Tx(ctx, func(tx *sql.Tx) error { return insertEndpoint(ctx, tx, e, now) })
 }
 
-func updateEndpointRow(ctx context.Context, q querier, e *Endpoint) error {
+func updateEndpointRow(ctx context.Context, q db.Querier, e *Endpoint) error {
 	_, err := q.ExecContext(ctx, `UPDATE endpoints SET service_id = ?, interface = ?, region_id = ?, url = ?, enabled = ? WHERE id = ?`,
-		e.ServiceID, e.Interface, nullStr(e.RegionID), e.URL, b2i(e.Enabled), e.ID)
+		e.ServiceID, e.Interface, nullStr(e.RegionID), e.URL, db.Bool(e.Enabled), e.ID)
 	return err
 }
 

@@ -16,13 +16,13 @@ import (
 
 const roleCols = `id, name, domain_id, description`
 
-func scanRole(r scanner) (Role, error) {
+func scanRole(r db.Scanner) (Role, error) {
 	var x Role
 	err := r.Scan(&x.ID, &x.Name, &x.DomainID, &x.Description)
 	return x, err
 }
 
-func getRole(ctx context.Context, q querier, id string) (*Role, error) {
+func getRole(ctx context.Context, q db.Querier, id string) (*Role, error) {
 	r, err := scanRole(q.QueryRowContext(ctx, `SELECT `+roleCols+` FROM roles WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find role: %s.", id))
@@ -32,7 +32,7 @@ func getRole(ctx context.Context, q querier, id string) (*Role, error) {
 
 func (st *store) role(ctx context.Context, id string) (*Role, error) { return getRole(ctx, st.db, id) }
 
-func roleByName(ctx context.Context, q querier, domainID, name string) (*Role, error) {
+func roleByName(ctx context.Context, q db.Querier, domainID, name string) (*Role, error) {
 	r, err := scanRole(q.QueryRowContext(ctx, `SELECT `+roleCols+` FROM roles WHERE domain_id = ? AND name = ?`, domainID, name))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find role: %s.", name))
@@ -70,7 +70,7 @@ func (st *store) rolesByIDs(ctx context.Context, ids []string) ([]Role, error) {
 	return rs, err
 }
 
-func insertRole(ctx context.Context, q querier, r *Role, now time.Time) error {
+func insertRole(ctx context.Context, q db.Querier, r *Role, now time.Time) error {
 	if r.DomainID != "" {
 		if _, err := getDomain(ctx, q, r.DomainID); err != nil {
 			return err
@@ -125,7 +125,7 @@ func (st *store) deleteRole(ctx context.Context, id string) error {
 // ---- implied roles ----
 
 // impliedRules returns every prior -> implied pair.
-func impliedRules(ctx context.Context, q querier) (map[string][]string, error) {
+func impliedRules(ctx context.Context, q db.Querier) (map[string][]string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT prior_role_id, implied_role_id FROM implied_roles`)
 	if err != nil {
 		return nil, err
@@ -171,7 +171,7 @@ func (st *store) listImpliedRoles(ctx context.Context) ([]ImpliedRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, _, err := collect(rows, 0, func(r scanner) (ImpliedRole, error) {
+	out, _, err := collect(rows, 0, func(r db.Scanner) (ImpliedRole, error) {
 		var x ImpliedRole
 		err := r.Scan(&x.Prior.ID, &x.Prior.Name, &x.Prior.DomainID, &x.Prior.Description,
 			&x.Implied.ID, &x.Implied.Name, &x.Implied.DomainID, &x.Implied.Description)
@@ -180,7 +180,7 @@ func (st *store) listImpliedRoles(ctx context.Context) ([]ImpliedRole, error) {
 	return out, err
 }
 
-func insertImplied(ctx context.Context, q querier, prior, implied string) error {
+func insertImplied(ctx context.Context, q db.Querier, prior, implied string) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES (?, ?) ON CONFLICT DO NOTHING`,
 		prior, implied)
 	return err
@@ -223,7 +223,7 @@ func (st *store) deleteImpliedRole(ctx context.Context, prior, implied string) e
 
 // ---- assignments ----
 
-func scanAssignment(r scanner) (Assignment, error) {
+func scanAssignment(r db.Scanner) (Assignment, error) {
 	var a Assignment
 	err := r.Scan(&a.ActorType, &a.ActorID, &a.TargetType, &a.TargetID, &a.RoleID, &a.Inherited)
 	return a, err
@@ -233,7 +233,7 @@ const assignmentCols = `actor_type, actor_id, target_type, target_id, role_id, i
 
 // checkAssignmentParts verifies that the actor, target and role of a exist
 // and that a domain-specific role is used only inside its domain.
-func checkAssignmentParts(ctx context.Context, q querier, a Assignment) (*Role, error) {
+func checkAssignmentParts(ctx context.Context, q db.Querier, a Assignment) (*Role, error) {
 	switch a.ActorType {
 	case ActorUser:
 		if _, err := getUser(ctx, q, a.ActorID); err != nil {
@@ -288,9 +288,9 @@ func (st *store) grant(ctx context.Context, a Assignment) error {
 	})
 }
 
-func insertAssignment(ctx context.Context, q querier, a Assignment) error {
+func insertAssignment(ctx context.Context, q db.Querier, a Assignment) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO role_assignments (`+assignmentCols+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		a.ActorType, a.ActorID, a.TargetType, a.TargetID, a.RoleID, b2i(a.Inherited))
+		a.ActorType, a.ActorID, a.TargetType, a.TargetID, a.RoleID, db.Bool(a.Inherited))
 	return err
 }
 
@@ -306,7 +306,7 @@ func (st *store) revoke(ctx context.Context, a Assignment) ([]string, error) {
 	err := st.txGuarded(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM role_assignments WHERE actor_type = ? AND actor_id = ? AND target_type = ?
 			AND target_id = ? AND role_id = ? AND inherited = ?`,
-			a.ActorType, a.ActorID, a.TargetType, a.TargetID, a.RoleID, b2i(a.Inherited))
+			a.ActorType, a.ActorID, a.TargetType, a.TargetID, a.RoleID, db.Bool(a.Inherited))
 		if err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func (st *store) assignmentExists(ctx context.Context, a Assignment) (bool, erro
 	var one int
 	err := st.db.QueryRowContext(ctx, `SELECT 1 FROM role_assignments WHERE actor_type = ? AND actor_id = ? AND target_type = ?
 		AND target_id = ? AND role_id = ? AND inherited = ?`,
-		a.ActorType, a.ActorID, a.TargetType, a.TargetID, a.RoleID, b2i(a.Inherited)).Scan(&one)
+		a.ActorType, a.ActorID, a.TargetType, a.TargetID, a.RoleID, db.Bool(a.Inherited)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -485,7 +485,7 @@ func (st *store) effectiveRoleIDs(ctx context.Context, userID, scopeType, scopeI
 	if err != nil {
 		return nil, err
 	}
-	ids, _, err := collect(rows, 0, func(r scanner) (string, error) {
+	ids, _, err := collect(rows, 0, func(r db.Scanner) (string, error) {
 		var s string
 		return s, r.Scan(&s)
 	})
@@ -559,7 +559,7 @@ func (st *store) userDomainIDs(ctx context.Context, userID string) ([]string, er
 // admin role directly or through a group on the enabled "admin" project of
 // the default domain. It is -1 when there is no such project or role (before
 // bootstrap).
-func adminCount(ctx context.Context, q querier) (int, error) {
+func adminCount(ctx context.Context, q db.Querier) (int, error) {
 	var projectID, roleID string
 	err := q.QueryRowContext(ctx, `SELECT id FROM projects WHERE domain_id = ? AND name = 'admin'`, DefaultDomainID).Scan(&projectID)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -15,7 +15,7 @@ import (
 
 const appCredCols = `id, name, user_id, project_id, description, expires_at, unrestricted`
 
-func scanAppCred(r scanner) (AppCredential, error) {
+func scanAppCred(r db.Scanner) (AppCredential, error) {
 	var a AppCredential
 	var exp sql.NullString
 	err := r.Scan(&a.ID, &a.Name, &a.UserID, &a.ProjectID, &a.Description, &exp, &a.Unrestricted)
@@ -30,7 +30,7 @@ func appCredNotFound(id string) error {
 	return fault.NotFoundf("Could not find application credential: %s.", id)
 }
 
-func appCredRoles(ctx context.Context, q querier, id string) ([]Role, error) {
+func appCredRoles(ctx context.Context, q db.Querier, id string) ([]Role, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+roleCols+` FROM roles WHERE id IN
 		(SELECT role_id FROM application_credential_roles WHERE application_credential_id = ?) ORDER BY name`, id)
 	if err != nil {
@@ -99,7 +99,7 @@ func (st *store) createAppCred(ctx context.Context, a *AppCredential, hash strin
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO application_credentials (id, name, user_id, project_id, description,
 			secret_hash, expires_at, unrestricted, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, a.Name, a.UserID, a.ProjectID, a.Description, hash, exp, b2i(a.Unrestricted), db.FormatTime(now))
+			a.ID, a.Name, a.UserID, a.ProjectID, a.Description, hash, exp, db.Bool(a.Unrestricted), db.FormatTime(now))
 		if db.IsUniqueViolation(err) {
 			return fault.Wrap(fault.Conflict, err, fmt.Sprintf(
 				"Conflict occurred attempting to store application_credential - Duplicate entry found with name %s.", a.Name))
@@ -167,7 +167,7 @@ func (st *store) revocations(ctx context.Context, since int64) ([]revocationEven
 	if err != nil {
 		return nil, err
 	}
-	evs, _, err := collect(rows, 0, func(r scanner) (revocationEvent, error) {
+	evs, _, err := collect(rows, 0, func(r db.Scanner) (revocationEvent, error) {
 		var e revocationEvent
 		var ib string
 		if err := r.Scan(&e.UserID, &e.ProjectID, &e.DomainID, &e.RoleID, &e.AuditID, &e.AppCredID, &ib); err != nil {

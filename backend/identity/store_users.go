@@ -15,7 +15,7 @@ import (
 
 const userCols = `id, name, domain_id, default_project_id, description, email, enabled, password_changed_at, created_at`
 
-func scanUser(r scanner) (User, error) {
+func scanUser(r db.Scanner) (User, error) {
 	var u User
 	var dp, pwAt sql.NullString
 	var created string
@@ -29,7 +29,7 @@ func scanUser(r scanner) (User, error) {
 	return u, err
 }
 
-func getUser(ctx context.Context, q querier, id string) (*User, error) {
+func getUser(ctx context.Context, q db.Querier, id string) (*User, error) {
 	u, err := scanUser(q.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find user: %s.", id))
@@ -61,7 +61,7 @@ func (st *store) listUsers(ctx context.Context, f UserFilter) ([]User, bool, err
 		where, args = append(where, "domain_id = ?"), append(args, f.DomainID)
 	}
 	if f.Enabled != nil {
-		where, args = append(where, "enabled = ?"), append(args, b2i(*f.Enabled))
+		where, args = append(where, "enabled = ?"), append(args, db.Bool(*f.Enabled))
 	}
 	q, args, n := page(where, args, f.ListOptions)
 	rows, err := st.db.QueryContext(ctx, `SELECT `+userCols+` FROM users`+q, args...)
@@ -71,7 +71,7 @@ func (st *store) listUsers(ctx context.Context, f UserFilter) ([]User, bool, err
 	return collect(rows, n, scanUser)
 }
 
-func insertUser(ctx context.Context, q querier, u *User, hash string) error {
+func insertUser(ctx context.Context, q db.Querier, u *User, hash string) error {
 	if _, err := getDomain(ctx, q, u.DomainID); err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func insertUser(ctx context.Context, q querier, u *User, hash string) error {
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO users (id, name, domain_id, enabled, default_project_id, description, email,
 		password_hash, password_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Name, u.DomainID, b2i(u.Enabled), nullStr(u.DefaultProjectID), u.Description, u.Email, hash, pwAt,
+		u.ID, u.Name, u.DomainID, db.Bool(u.Enabled), nullStr(u.DefaultProjectID), u.Description, u.Email, hash, pwAt,
 		db.FormatTime(u.CreatedAt))
 	return conflict(err, "user", u.Name, u.DomainID)
 }
@@ -119,7 +119,7 @@ func (st *store) updateUser(ctx context.Context, id string, u UserUpdate, hash s
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ?, description = ?, email = ?, enabled = ?,
-			default_project_id = ? WHERE id = ?`, n.Name, n.Description, n.Email, b2i(n.Enabled),
+			default_project_id = ? WHERE id = ?`, n.Name, n.Description, n.Email, db.Bool(n.Enabled),
 			nullStr(n.DefaultProjectID), id); err != nil {
 			return conflict(err, "user", n.Name, n.DomainID)
 		}
@@ -135,7 +135,7 @@ func (st *store) updateUser(ctx context.Context, id string, u UserUpdate, hash s
 	return before, after, err
 }
 
-func setPasswordHash(ctx context.Context, q querier, id, hash string, now time.Time) error {
+func setPasswordHash(ctx context.Context, q db.Querier, id, hash string, now time.Time) error {
 	_, err := q.ExecContext(ctx, `UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?`,
 		hash, db.FormatTime(now), id)
 	return err
@@ -176,13 +176,13 @@ func (st *store) deleteUser(ctx context.Context, id string) error {
 
 const groupCols = `id, name, domain_id, description`
 
-func scanGroup(r scanner) (Group, error) {
+func scanGroup(r db.Scanner) (Group, error) {
 	var g Group
 	err := r.Scan(&g.ID, &g.Name, &g.DomainID, &g.Description)
 	return g, err
 }
 
-func getGroup(ctx context.Context, q querier, id string) (*Group, error) {
+func getGroup(ctx context.Context, q db.Querier, id string) (*Group, error) {
 	g, err := scanGroup(q.QueryRowContext(ctx, `SELECT `+groupCols+` FROM groups WHERE id = ?`, id))
 	if err != nil {
 		return nil, db.NotFound(err, fmt.Sprintf("Could not find group: %s.", id))
@@ -264,12 +264,12 @@ func (st *store) deleteGroup(ctx context.Context, id string) ([]string, error) {
 	return members, err
 }
 
-func groupMemberIDs(ctx context.Context, q querier, groupID string) ([]string, error) {
+func groupMemberIDs(ctx context.Context, q db.Querier, groupID string) ([]string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id`, groupID)
 	if err != nil {
 		return nil, err
 	}
-	ids, _, err := collect(rows, 0, func(r scanner) (string, error) {
+	ids, _, err := collect(rows, 0, func(r db.Scanner) (string, error) {
 		var s string
 		return s, r.Scan(&s)
 	})

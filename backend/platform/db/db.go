@@ -177,3 +177,22 @@ func NotFound(err error, msg string) error {
 	}
 	return err
 }
+
+// Querier is what *sql.Tx and *sql.DB share, so a store helper runs inside
+// its caller's transaction or directly on the pool.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Scanner is what *sql.Row and *sql.Rows share.
+type Scanner interface{ Scan(dest ...any) error }
+
+// Bool is b as stored: INTEGER 1 or 0, the same on SQLite and PostgreSQL.
+func Bool(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -144,6 +144,9 @@ func TestTimeRoundTrip(t *testing.T) {
 	if err != nil || tm.Location().String() != "UTC" || FormatTime(tm) != s {
 		t.Errorf("round trip of %q: %v %v", s, tm, err)
 	}
+	if Bool(true) != 1 || Bool(false) != 0 {
+		t.Errorf("Bool stores true as 1 and false as 0")
+	}
 	if z, err := ParseTime(""); err != nil || !z.IsZero() {
 		t.Errorf("empty time: %v %v", z, err)
 	}

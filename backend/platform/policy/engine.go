@@ -9,6 +9,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -290,4 +291,18 @@ func (e *Engine) Enforce(action string, c *auth.Credentials, t Target) error {
 		return nil
 	}
 	return fault.Forbiddenf("Policy doesn't allow %s to be performed.", action)
+}
+
+// Authorize checks that the caller whose credentials ctx carries may
+// perform action on t, and returns those credentials. A context without
+// credentials is fault Unauthorized; a denial is fault Forbidden.
+func (e *Engine) Authorize(ctx context.Context, action string, t Target) (*auth.Credentials, error) {
+	c, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, fault.Unauthorizedf("The request you have made requires authentication.")
+	}
+	if err := e.Enforce(action, c, t); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -561,5 +562,35 @@ func BenchmarkEnforce(b *testing.B) {
 		if err := e.Enforce("os_compute_api:servers:show", c, t); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestAuthorizeReadsCredentialsFromContext(t *testing.T) {
+	e := New(append(BaseRules(), Rule{Name: "thing:get", Check: "rule:project_reader or rule:admin_required"}))
+	member := &auth.Credentials{UserID: "u", ProjectID: "p1", Roles: []string{"member", "reader"}}
+	cases := []struct {
+		name string
+		ctx  context.Context
+		t    Target
+		kind fault.Kind
+		ok   bool
+	}{
+		{"own project", auth.WithCredentials(context.Background(), member), Target{"project_id": "p1"}, 0, true},
+		{"other project", auth.WithCredentials(context.Background(), member), Target{"project_id": "p2"}, fault.Forbidden, false},
+		{"no credentials", context.Background(), Target{"project_id": "p1"}, fault.Unauthorized, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := e.Authorize(tc.ctx, "thing:get", tc.t)
+			if tc.ok {
+				if err != nil || c != member {
+					t.Fatalf("Authorize = %v, %v", c, err)
+				}
+				return
+			}
+			if !fault.Is(err, tc.kind) || c != nil {
+				t.Fatalf("Authorize = %v, %v; want kind %v", c, err, tc.kind)
+			}
+		})
 	}
 }
