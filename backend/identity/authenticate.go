@@ -415,7 +415,7 @@ func tokenTarget(p *tokenPayload) policy.Target {
 // rights. Faults: Unauthorized (no caller), NotFound (the subject is not a
 // valid token), Forbidden.
 func (s *Service) ShowToken(ctx context.Context, subject string) (*TokenInfo, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +431,7 @@ func (s *Service) ShowToken(ctx context.Context, subject string) (*TokenInfo, er
 
 // CheckToken is ShowToken without the body (HEAD /v3/auth/tokens).
 func (s *Service) CheckToken(ctx context.Context, subject string) error {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -446,7 +446,7 @@ func (s *Service) CheckToken(ctx context.Context, subject string) error {
 // a caller its own tokens, an admin anyone's. Faults: Unauthorized,
 // NotFound (not a valid token), Forbidden.
 func (s *Service) RevokeToken(ctx context.Context, subject string) error {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -60,7 +61,7 @@ func TestCatalogManagement(t *testing.T) {
 	// The member's catalog has the new service with its project substituted.
 	cat, err := e.s.Catalog(memberCtx)
 	ok(t, err)
-	c, _ := caller(memberCtx)
+	c, _ := auth.Caller(memberCtx)
 	found := false
 	for _, ce := range cat {
 		if ce.Service.ID == svc.ID {

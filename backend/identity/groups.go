@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 )
@@ -70,7 +71,7 @@ func (s *Service) GetGroup(ctx context.Context, id string) (*Group, error) {
 // domain, when empty). Faults: Unauthorized, Forbidden, Invalid, NotFound
 // (domain), Conflict (name taken).
 func (s *Service) CreateGroup(ctx context.Context, g Group) (*Group, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
-	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 )
 
@@ -145,15 +144,6 @@ func (s *Service) observe(ns int64) {
 		s.last = ns
 	}
 	s.clockMu.Unlock()
-}
-
-// caller returns the credentials in ctx, or fault Unauthorized.
-func caller(ctx context.Context) (*auth.Credentials, error) {
-	c, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, fault.Unauthorizedf("%s", msgUnauthorized)
-	}
-	return c, nil
 }
 
 // authorize checks that the caller in ctx may perform action on t.

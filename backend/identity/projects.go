@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 )
@@ -75,7 +76,7 @@ func (s *Service) GetProject(ctx context.Context, id string) (*Project, error) {
 // and CreatedAt are assigned. Faults: Unauthorized, Forbidden, Invalid,
 // NotFound (domain or parent), Conflict (name taken in the domain).
 func (s *Service) CreateProject(ctx context.Context, p Project) (*Project, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 )
@@ -70,7 +71,7 @@ func (s *Service) GetUser(ctx context.Context, id string) (*User, error) {
 // Unauthorized, Forbidden, Invalid (name, email, a password over 72
 // bytes), NotFound (domain or default project), Conflict (name taken).
 func (s *Service) CreateUser(ctx context.Context, u User, password string) (*User, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -99,3 +99,14 @@ func Middleware(v Validator, identityURI func(r *http.Request) string, writeFaul
 		})
 	}
 }
+
+// Caller returns the credentials in ctx, or a fault Unauthorized when the
+// request was not authenticated: the first line of every service method
+// that acts for a caller.
+func Caller(ctx context.Context) (*Credentials, error) {
+	c, ok := FromContext(ctx)
+	if !ok {
+		return nil, fault.Unauthorizedf("The request you have made requires authentication.")
+	}
+	return c, nil
+}

@@ -80,6 +80,13 @@ func TestCredentialsWithoutContext(t *testing.T) {
 	if _, ok := FromContext(context.Background()); ok {
 		t.Fatal("empty context yielded credentials")
 	}
+	if _, err := Caller(context.Background()); !fault.Is(err, fault.Unauthorized) {
+		t.Fatalf("Caller without credentials = %v, want Unauthorized", err)
+	}
+	want := &Credentials{UserID: "u"}
+	if got, err := Caller(WithCredentials(context.Background(), want)); got != want || err != nil {
+		t.Fatalf("Caller = %v, %v", got, err)
+	}
 	var c *Credentials
 	if c.HasRole("admin") {
 		t.Fatal("nil credentials hold no role")

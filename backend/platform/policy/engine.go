@@ -297,9 +297,9 @@ func (e *Engine) Enforce(action string, c *auth.Credentials, t Target) error {
 // perform action on t, and returns those credentials. A context without
 // credentials is fault Unauthorized; a denial is fault Forbidden.
 func (e *Engine) Authorize(ctx context.Context, action string, t Target) (*auth.Credentials, error) {
-	c, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, fault.Unauthorizedf("The request you have made requires authentication.")
+	c, err := auth.Caller(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if err := e.Enforce(action, c, t); err != nil {
 		return nil, err
