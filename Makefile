@@ -17,7 +17,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(GOBIN)
 # Debian packages for running the all-in-one (`make run`) and for `make test`.
 # Later: qemu-system-x86 qemu-utils libvirt-daemon-system dnsmasq iptables ...
 RUN_PKGS  ?=
-TEST_PKGS ?= chromium chromium-driver python3-openstackclient
+TEST_PKGS ?= chromium chromium-driver python3-openstackclient qemu-utils
 
 DATA   ?= ./data
 LISTEN ?=
