@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/backend/identity"
+	"github.com/nimbus-cloud/nimbus/backend/image"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 	"github.com/nimbus-cloud/nimbus/migrations"
@@ -71,6 +72,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 
 	pol := policy.New(policy.BaseRules())
 	pol.Register(identity.PolicyRules()...)
+	pol.Register(image.PolicyRules()...)
 	if cfg.policyFile != "" {
 		if err := pol.LoadFile(cfg.policyFile); err != nil {
 			return fmt.Errorf("load policy file: %w", err)
@@ -107,11 +109,22 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		return err
 	}
 
+	imgs, err := image.New(ctx, database, image.Config{
+		DataDir:     cfg.dataDir,
+		Policy:      pol,
+		Tokens:      ids,
+		IdentityURL: publicURL + "/identity",
+	})
+	if err != nil {
+		return fmt.Errorf("start image service: %w", err)
+	}
+
 	dash, err := web.New(web.Config{
 		Identity: ids,
 		DB:       database,
 		APIs: []web.Mount{
 			{Prefix: "/identity", Handler: identity.NewAPI(ids, publicURL+"/identity")},
+			{Prefix: "/image", Handler: image.NewAPI(imgs, publicURL+"/image")},
 		},
 		Secure: cfg.tls(),
 		Logger: log,
@@ -135,7 +148,8 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 			errc <- srv.Serve(ln)
 		}
 	}()
-	fmt.Fprintf(stdout, "nimbus %s (%s) listening on %s\n  dashboard: %s/\n  identity:  %s\n", cmd, version, ln.Addr(), publicURL, authURL)
+	fmt.Fprintf(stdout, "nimbus %s (%s) listening on %s\n  dashboard: %s/\n  identity:  %s\n  image:     %s/image\n",
+		cmd, version, ln.Addr(), publicURL, authURL, publicURL)
 
 	select {
 	case err := <-errc:
@@ -158,5 +172,6 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 func catalog() []identity.ServiceSpec {
 	return []identity.ServiceSpec{
 		{Type: "identity", Name: "keystone", Path: "/identity"},
+		{Type: "image", Name: "glance", Path: "/image"},
 	}
 }

@@ -147,6 +147,25 @@ func TestRunBootstrapsOnceAndServesIdentity(t *testing.T) {
 	if len(catalog) == 0 {
 		t.Errorf("token has no catalog: %v", tok)
 	}
+	adminToken := resp.Header.Get("X-Subject-Token")
+	types := map[string]bool{}
+	for _, e := range catalog {
+		types[e.(map[string]any)["type"].(string)] = true
+	}
+	if !types["identity"] || !types["image"] {
+		t.Errorf("catalog service types = %v, want identity and image", types)
+	}
+	// The image API is mounted and authenticates with identity's tokens.
+	req, _ := http.NewRequest(http.MethodGet, base+"/image/v2/images", nil)
+	req.Header.Set("X-Auth-Token", adminToken)
+	ir, err := http.DefaultClient.Do(req)
+	if err != nil || ir.StatusCode != http.StatusOK {
+		t.Fatalf("GET /image/v2/images: %v %v", ir, err)
+	}
+	ir.Body.Close()
+	if ir, err := http.Get(base + "/image/v2/images"); err != nil || ir.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /image/v2/images without a token: %v %v, want 401", ir, err)
+	}
 	if resp, _ := passwordToken(t, base, "admin", "wrong-password", "admin"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("wrong password: status %d, want 401", resp.StatusCode)
 	}
