@@ -15,9 +15,13 @@ GOBIN   := $(or $(GOBIN),$(shell $(GO) env GOPATH)/bin)
 export PATH := $(PATH):/usr/local/go/bin:$(GOBIN)
 
 # Debian packages for running the all-in-one (`make run`) and for `make test`.
-# Later: qemu-system-x86 qemu-utils libvirt-daemon-system dnsmasq iptables ...
-RUN_PKGS  ?=
-TEST_PKGS ?= chromium chromium-driver python3-openstackclient qemu-utils
+# IMAGE_PKGS build the tiny guest image (tinyimage.HostPackages).
+IMAGE_PKGS ?= extlinux syslinux-common e2fsprogs qemu-utils
+RUN_PKGS   ?= $(IMAGE_PKGS)
+# The tests also boot the guest under TCG and build config drives; cpio and
+# fdisk check the initramfs and partition table the builder writes.
+TEST_PKGS  ?= $(IMAGE_PKGS) chromium chromium-driver python3-openstackclient \
+	qemu-system-x86 genisoimage cpio fdisk
 
 DATA   ?= ./data
 LISTEN ?=
@@ -25,7 +29,7 @@ LISTEN ?=
 # npm rewrites this file on every install: it tells make when node_modules was made.
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: deps-run deps-test assets generate build run test bench clean
+.PHONY: deps-run deps-test assets generate build image run test bench clean
 
 deps-run:
 	@scripts/apt-ensure $(RUN_PKGS)
@@ -58,7 +62,13 @@ generate:
 build: generate
 	@$(GO) build -o bin/nimbus ./cmd/nimbus
 
-run: deps-run build
+# The tiny guest image, built once from Debian packages; `nimbus up`
+# registers it as the public image "tiny".
+image: deps-run build
+	@mkdir -p $(DATA)
+	@test -f $(DATA)/tiny.qcow2 || ./bin/nimbus image build --output $(DATA)/tiny.qcow2
+
+run: deps-run build image
 	./bin/nimbus up --data $(DATA) $(if $(LISTEN),--listen $(LISTEN))
 
 # Building is a step of the recipe, not a prerequisite, so that even a

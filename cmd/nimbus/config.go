@@ -29,6 +29,7 @@ const usage = `Usage: nimbus <command> [flags]
 Commands:
   up          run the all-in-one cloud: the control plane with first-run bootstrap
   controller  run the control plane only
+  image build build the tiny guest image from Debian packages (as root)
   version     print the version
 
 Run 'nimbus <command> -h' for the command's flags.

@@ -41,6 +41,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return serve(ctx, cmd, cfg, stdout, stderr)
+	case "image":
+		if len(args) < 2 || args[1] != "build" {
+			fmt.Fprint(stderr, usage)
+			return errors.New("usage: nimbus image build [--output FILE]")
+		}
+		return imageBuild(ctx, args[2:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "nimbus", version)
 		return nil
@@ -117,6 +123,10 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	})
 	if err != nil {
 		return fmt.Errorf("start image service: %w", err)
+	}
+
+	if err := registerTinyImage(ctx, imgs, boot.AdminProject, filepath.Join(cfg.dataDir, tinyImageFile), log); err != nil {
+		return err
 	}
 
 	dash, err := web.New(web.Config{

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -284,4 +285,77 @@ func TestShellQuote(t *testing.T) {
 			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+func TestRunRegistersTinyImageOnce(t *testing.T) {
+	dataDir := t.TempDir()
+	// Any valid qcow2 stands in for the built guest image here; the boot of
+	// the real one is tested in backend/image/tinyimage.
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2",
+		filepath.Join(dataDir, tinyImageFile), "16M").CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("qemu-img: %v %s", err, out)
+		}
+		t.Skipf("qemu-img unavailable (install qemu-utils): %v", err)
+	}
+	images := func(base, password string) []any {
+		resp, _ := passwordToken(t, base, "demo", password, "demo")
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("demo login: %d", resp.StatusCode)
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+"/image/v2/images?name=tiny", nil)
+		req.Header.Set("X-Auth-Token", resp.Header.Get("X-Subject-Token"))
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		var body struct{ Images []any }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		return body.Images
+	}
+	base, _, stop := startRun(t, dataDir)
+	// The demo user sees the public image; give it a known password first.
+	setDemoPassword(t, base, readOpenrc(t, dataDir)["OS_PASSWORD"], "demo-pass-123")
+	first := images(base, "demo-pass-123")
+	if len(first) != 1 || first[0].(map[string]any)["visibility"] != "public" || first[0].(map[string]any)["status"] != "active" {
+		t.Fatalf("tiny image after first start = %v", first)
+	}
+	stop()
+	base2, _, stop2 := startRun(t, dataDir)
+	second := images(base2, "demo-pass-123")
+	if len(second) != 1 || second[0].(map[string]any)["id"] != first[0].(map[string]any)["id"] {
+		t.Fatalf("second start changed the tiny image: %v", second)
+	}
+	stop2()
+}
+
+// setDemoPassword sets the demo user's password as admin.
+func setDemoPassword(t *testing.T, base, adminPassword, password string) {
+	t.Helper()
+	resp, _ := passwordToken(t, base, "admin", adminPassword, "admin")
+	tok := resp.Header.Get("X-Subject-Token")
+	get := func(path string) map[string]any {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("X-Auth-Token", tok)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		return m
+	}
+	users := get("/identity/v3/users?name=demo")["users"].([]any)
+	id := users[0].(map[string]any)["id"].(string)
+	body := `{"user":{"password":` + strconvQuote(password) + `}}`
+	req, _ := http.NewRequest(http.MethodPatch, base+"/identity/v3/users/"+id, strings.NewReader(body))
+	req.Header.Set("X-Auth-Token", tok)
+	req.Header.Set("Content-Type", "application/json")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("set demo password: %v %v", r, err)
+	}
+	r.Body.Close()
 }
