@@ -94,6 +94,10 @@ type Heartbeat struct {
 	// controller may no longer know; it answers with the orphans.
 	Instances []InstanceState `json:"instances"`
 	Time      time.Time       `json:"time"`
+	// URL, when set, is where the agent's API is reachable now; the
+	// controller updates the host's URL, so an agent whose address changed
+	// (a restart on another port, a new DHCP lease) needs no new join token.
+	URL string `json:"url,omitempty"`
 }
 
 // HeartbeatResponse may tell the agent what the controller no longer knows.
