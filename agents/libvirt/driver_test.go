@@ -639,3 +639,30 @@ func TestConsoleLogTail(t *testing.T) {
 		t.Fatalf("Inventory = %+v, %v", inv, err)
 	}
 }
+
+// Two agents may share one libvirtd (two hosts on one machine): each lists
+// only the instances it built, so neither reports the other's as orphans.
+func TestListOnlyOwnDomains(t *testing.T) {
+	ctx := context.Background()
+	conn := newFakeConn()
+	a := newHarness(t, Config{}, conn)
+	b := newHarness(t, Config{}, conn)
+	specA, specB := testSpec(), testSpec()
+	specA.ConfigDrive, specB.ConfigDrive = nil, nil
+	specB.UUID = "7b2f3c4d-5e6f-4a70-8b8c-0d1e2f3a4b5c"
+	if err := a.d.Spawn(ctx, specA, a.images); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.d.Spawn(ctx, specB, b.images); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		h    *harness
+		want string
+	}{{a, specA.UUID}, {b, specB.UUID}} {
+		list, err := tc.h.d.List(ctx)
+		if err != nil || len(list) != 1 || list[0].UUID != tc.want {
+			t.Fatalf("List = %+v, %v; want only %s", list, err, tc.want)
+		}
+	}
+}

@@ -179,7 +179,7 @@ func (d *Driver) watchEvents() {
 		if err == nil {
 			delay = 500 * time.Millisecond
 			for msg := range ch {
-				if ev, ok := mapEvent(msg); ok {
+				if ev, ok := mapEvent(msg); ok && d.owns(ev.UUID) {
 					d.emit(ev)
 				}
 			}
@@ -335,11 +335,20 @@ func (d *Driver) List(context.Context) ([]agentapi.InstanceState, error) {
 	}
 	out := []agentapi.InstanceState{}
 	for _, dom := range doms {
-		if uuid, ok := uuidOfName(dom.Name); ok {
+		if uuid, ok := uuidOfName(dom.Name); ok && d.owns(uuid) {
 			out = append(out, d.stateOf(uuid, dom))
 		}
 	}
 	return out, nil
+}
+
+// owns reports whether this driver built the instance: its directory lives
+// in this agent's state directory. Several agents may share one libvirtd
+// (two hosts on one machine); each must report only its own domains, or the
+// controller would take the others' for orphans and reap them.
+func (d *Driver) owns(uuid string) bool {
+	_, err := os.Stat(d.paths(uuid).dir)
+	return err == nil
 }
 
 // maxConsoleBytes is how much of a console log is read: the tail is what
