@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,13 +23,20 @@ type config struct {
 	tlsCert    string
 	tlsKey     string
 	logLevel   slog.Level
+
+	// The all-in-one's local node agents.
+	agents        int
+	virtType      string
+	libvirtSocket string
 }
 
 const usage = `Usage: nimbus <command> [flags]
 
 Commands:
   up          run the all-in-one cloud: the control plane with first-run bootstrap
+              and a local node agent (libvirt)
   controller  run the control plane only
+  agent       run a node agent on a hypervisor host, joining a controller
   image build build the tiny guest image from Debian packages (as root)
   version     print the version
 
@@ -56,6 +64,15 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; enables HTTPS with --tls-key (NIMBUS_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "TLS private key file (NIMBUS_TLS_KEY)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (NIMBUS_LOG_LEVEL)")
+	agents := "0"
+	if name == "up" {
+		agents = "1"
+		fs.StringVar(&agents, "agents", env("AGENTS", "1"),
+			"local node agents (hosts) to run; more than one simulates several hosts on this machine (NIMBUS_AGENTS)")
+		fs.StringVar(&c.virtType, "virt-type", env("VIRT_TYPE", "auto"),
+			"auto, kvm or qemu (TCG); auto boots the tiny image under KVM once and falls back to qemu (NIMBUS_VIRT_TYPE)")
+		fs.StringVar(&c.libvirtSocket, "libvirt-socket", env("LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's unix socket")
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -67,6 +84,16 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return nil, fmt.Errorf("--token-ttl %q: want a duration between 1m and 168h", ttl)
 	}
 	c.tokenTTL = d
+	n, err := strconv.Atoi(agents)
+	if err != nil || n < 0 || n > 16 {
+		return nil, fmt.Errorf("--agents %q: want a number from 0 to 16", agents)
+	}
+	c.agents = n
+	if n > 0 {
+		if err := checkVirtType(c.virtType); err != nil {
+			return nil, err
+		}
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}

@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/backend/compute"
+	"github.com/nimbus-cloud/nimbus/backend/hosts"
 	"github.com/nimbus-cloud/nimbus/backend/identity"
 	"github.com/nimbus-cloud/nimbus/backend/image"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 	"github.com/nimbus-cloud/nimbus/migrations"
+	"github.com/nimbus-cloud/nimbus/novnc"
 	"github.com/nimbus-cloud/nimbus/web"
 )
 
@@ -47,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New("usage: nimbus image build [--output FILE]")
 		}
 		return imageBuild(ctx, args[2:], getenv, stdout, stderr)
+	case "agent":
+		return agentCommand(ctx, args[1:], getenv, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "nimbus", version)
 		return nil
@@ -59,12 +64,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// serve runs the control plane until ctx is cancelled.
+// serve runs the control plane (and, for up, the local agents) until ctx
+// is cancelled.
 func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	slog.SetDefault(log)
 
-	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(cfg.dataDir, 0o711); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	database, err := db.Open(filepath.Join(cfg.dataDir, "nimbus.db"))
@@ -79,6 +85,8 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	pol := policy.New(policy.BaseRules())
 	pol.Register(identity.PolicyRules()...)
 	pol.Register(image.PolicyRules()...)
+	pol.Register(hosts.PolicyRules()...)
+	pol.Register(compute.PolicyRules()...)
 	if cfg.policyFile != "" {
 		if err := pol.LoadFile(cfg.policyFile); err != nil {
 			return fmt.Errorf("load policy file: %w", err)
@@ -114,6 +122,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	} else if err := updateOpenrcAuthURL(cfg.dataDir, authURL); err != nil {
 		return err
 	}
+	svc := serviceContext(ctx)
 
 	imgs, err := image.New(ctx, database, image.Config{
 		DataDir:     cfg.dataDir,
@@ -124,8 +133,42 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	if err != nil {
 		return fmt.Errorf("start image service: %w", err)
 	}
-
 	if err := registerTinyImage(ctx, imgs, boot.AdminProject, filepath.Join(cfg.dataDir, tinyImageFile), log); err != nil {
+		return err
+	}
+
+	reg, err := hosts.New(ctx, database, hosts.Config{Policy: pol, Logger: log})
+	if err != nil {
+		return fmt.Errorf("start host registry: %w", err)
+	}
+	reg.SetImageSource(agentImages{imgs})
+	comp, err := compute.New(ctx, database, compute.Config{
+		Policy:      pol,
+		Hosts:       reg,
+		Tokens:      ids,
+		IdentityURL: publicURL + "/identity",
+		Images:      computeImages{imgs},
+		PublicURL:   publicURL,
+		Logger:      log,
+	})
+	if err != nil {
+		return fmt.Errorf("start compute: %w", err)
+	}
+	defer comp.Close()
+	if err := comp.EnsureDefaultFlavors(svc); err != nil {
+		return fmt.Errorf("default flavors: %w", err)
+	}
+	console := novnc.New(novnc.Config{
+		Tokens:         consoleTokens{comp},
+		Dialer:         vncDialer{reg},
+		AllowedOrigins: []string{publicURL},
+		Logger:         log,
+	})
+	joinToken, err := reg.CreateJoinToken(svc, joinTokenTTL)
+	if err != nil {
+		return fmt.Errorf("create agent join token: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(cfg.dataDir, joinTokenFile), []byte(joinToken+"\n"), 0o600); err != nil {
 		return err
 	}
 
@@ -135,6 +178,9 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		APIs: []web.Mount{
 			{Prefix: "/identity", Handler: identity.NewAPI(ids, publicURL+"/identity")},
 			{Prefix: "/image", Handler: image.NewAPI(imgs, publicURL+"/image")},
+			{Prefix: "/compute", Handler: compute.NewAPI(comp, publicURL+"/compute")},
+			{Prefix: "/agents", Handler: reg.Handler()},
+			{Prefix: "/console", Handler: console.Handler()},
 		},
 		Secure: cfg.tls(),
 		Logger: log,
@@ -158,15 +204,32 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 			errc <- srv.Serve(ln)
 		}
 	}()
-	fmt.Fprintf(stdout, "nimbus %s (%s) listening on %s\n  dashboard: %s/\n  identity:  %s\n  image:     %s/image\n",
-		cmd, version, ln.Addr(), publicURL, authURL, publicURL)
+
+	var agents *localAgents
+	if cfg.agents > 0 {
+		agents, err = startLocalAgents(ctx, cfg, publicURL, joinToken, log)
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			return fmt.Errorf("start local agents: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "nimbus %s (%s) listening on %s\n  dashboard: %s/\n  identity:  %s\n", cmd, version, ln.Addr(), publicURL, authURL)
 
 	select {
 	case err := <-errc:
+		if agents != nil {
+			agents.stop()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
+	// Agents first: their last reports still reach a serving controller.
+	if agents != nil {
+		agents.stop()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -183,5 +246,6 @@ func catalog() []identity.ServiceSpec {
 	return []identity.ServiceSpec{
 		{Type: "identity", Name: "keystone", Path: "/identity"},
 		{Type: "image", Name: "glance", Path: "/image"},
+		{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
 	}
 }

@@ -36,18 +36,23 @@ func (s *syncBuffer) String() string {
 
 var listenRe = regexp.MustCompile(`listening on (\S+)`)
 
-// startRun boots run() on 127.0.0.1:0 with dataDir and returns the base URL,
-// the captured stdout and a stop function that waits for a clean exit.
-func startRun(t *testing.T, dataDir string) (string, *syncBuffer, func()) {
+// startRun boots `nimbus controller` on 127.0.0.1:0 with dataDir and
+// returns the base URL, the captured stdout and a stop function that waits
+// for a clean exit.
+func startRun(t *testing.T, dataDir string, extra ...string) (string, *syncBuffer, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	getenv := func(string) string { return "" }
 	go func() {
-		done <- run(ctx, []string{"up", "--listen", "127.0.0.1:0", "--data", dataDir}, getenv, stdout, stderr)
+		args := []string{"controller", "--listen", "127.0.0.1:0", "--data", dataDir}
+		if len(extra) > 0 {
+			args = append([]string{extra[0]}, append(args[1:], extra[1:]...)...)
+		}
+		done <- run(ctx, args, getenv, stdout, stderr)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	var addr string
 	for time.Now().Before(deadline) {
 		if m := listenRe.FindStringSubmatch(stdout.String()); m != nil {
@@ -153,8 +158,8 @@ func TestRunBootstrapsOnceAndServesIdentity(t *testing.T) {
 	for _, e := range catalog {
 		types[e.(map[string]any)["type"].(string)] = true
 	}
-	if !types["identity"] || !types["image"] {
-		t.Errorf("catalog service types = %v, want identity and image", types)
+	if !types["identity"] || !types["image"] || !types["compute"] {
+		t.Errorf("catalog service types = %v, want identity, image and compute", types)
 	}
 	// The image API is mounted and authenticates with identity's tokens.
 	req, _ := http.NewRequest(http.MethodGet, base+"/image/v2/images", nil)
