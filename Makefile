@@ -17,11 +17,13 @@ export PATH := $(PATH):/usr/local/go/bin:$(GOBIN)
 # Debian packages for running the all-in-one (`make run`) and for `make test`.
 # IMAGE_PKGS build the tiny guest image (tinyimage.HostPackages).
 IMAGE_PKGS ?= extlinux syslinux-common e2fsprogs qemu-utils
-RUN_PKGS   ?= $(IMAGE_PKGS)
+# The node agent runs guests with libvirt and QEMU; config drives are ISOs.
+VIRT_PKGS  ?= libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage
+RUN_PKGS   ?= $(IMAGE_PKGS) $(VIRT_PKGS)
 # The tests also boot the guest under TCG and build config drives; cpio and
 # fdisk check the initramfs and partition table the builder writes.
-TEST_PKGS  ?= $(IMAGE_PKGS) chromium chromium-driver python3-openstackclient \
-	qemu-system-x86 genisoimage cpio fdisk
+TEST_PKGS  ?= $(IMAGE_PKGS) $(VIRT_PKGS) chromium chromium-driver python3-openstackclient \
+	cpio fdisk
 
 DATA   ?= ./data
 LISTEN ?=
@@ -33,9 +35,11 @@ NPM_STAMP := node_modules/.package-lock.json
 
 deps-run:
 	@scripts/apt-ensure $(RUN_PKGS)
+	@scripts/libvirt-ensure
 
 deps-test: $(NPM_STAMP)
 	@scripts/apt-ensure $(TEST_PKGS)
+	@scripts/libvirt-ensure
 
 # npm ci only when node_modules is missing or older than the manifests.
 $(NPM_STAMP): package.json package-lock.json

@@ -75,9 +75,11 @@ function unquoteShell(s) {
  * startNimbus runs `nimbus up --data <tmp> --listen 127.0.0.1:<free port>`,
  * waits (30 s at most) until GET /identity/v3 answers 200 and admin-openrc
  * exists, and returns {url, port, dataDir, adminPassword, openrc, log(), stop()}.
- * It builds nothing: run `make build` first.
+ * It builds nothing: run `make build` first. The default args run no node
+ * agent (`--agents 0`): pages that need guests pass their own, e.g.
+ * ['--agents', '1', '--virt-type', 'qemu'].
  */
-export async function startNimbus({ bin = process.env.NIMBUS_BIN || path.join(repoRoot, 'bin', 'nimbus'), args = [], env = {}, timeoutMs = 30_000 } = {}) {
+export async function startNimbus({ bin = process.env.NIMBUS_BIN || path.join(repoRoot, 'bin', 'nimbus'), args = ['--agents', '0'], env = {}, timeoutMs = 30_000 } = {}) {
   if (!existsSync(bin)) throw new Error(`${bin} does not exist: run 'make build' first`);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'nimbus-e2e-'));
   const port = await freePort();
