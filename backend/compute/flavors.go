@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 )
@@ -138,7 +139,7 @@ func (s *Service) CreateFlavor(ctx context.Context, f Flavor) (*Flavor, error) {
 // flavorVisible reports whether the caller may see f: admins see every
 // flavor, others public ones and private ones their project was given.
 func (s *Service) flavorVisible(ctx context.Context, f *Flavor) (bool, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -172,7 +173,7 @@ func errFlavorNotFound(id string) error {
 // ListFlavors returns the flavors the caller may see that match fl, sorted
 // and paged. Kinds: Invalid (bad sort key or unknown marker), Unauthorized.
 func (s *Service) ListFlavors(ctx context.Context, fl FlavorFilter) ([]Flavor, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}

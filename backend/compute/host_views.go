@@ -10,6 +10,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/backend/compute/scheduler"
 	"github.com/nimbus-cloud/nimbus/backend/hosts"
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -66,7 +67,7 @@ func (s *Service) hostList(ctx context.Context) ([]hosts.Host, map[string]int64,
 }
 
 func (st *store) nodeNums(ctx context.Context, hs []hosts.Host) (map[string]int64, error) {
-	read := func(q querier) (map[string]int64, error) {
+	read := func(q db.Querier) (map[string]int64, error) {
 		rows, err := q.QueryContext(ctx, `SELECT host_id, num FROM compute_nodes`)
 		if err != nil {
 			return nil, err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/rest"
 )
@@ -126,7 +128,7 @@ func finishEvent(ctx context.Context, tx *sql.Tx, eventID, result, traceback str
 // actionServer returns server id for the action log: admins may read the
 // log of a deleted server, as Nova allows from microversion 2.21.
 func (s *Service) actionServer(ctx context.Context, id, action string) (*Server, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +194,7 @@ func (st *store) listActions(ctx context.Context, uuid string) ([]InstanceAction
 	return out, rows.Err()
 }
 
-func scanAction(sc scanner) (*InstanceAction, error) {
+func scanAction(sc db.Scanner) (*InstanceAction, error) {
 	var a InstanceAction
 	var msg sql.NullString
 	var start, updated string

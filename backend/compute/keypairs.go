@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -59,7 +60,7 @@ var (
 // keypairOwner resolves whose key pairs a call concerns: the caller, or
 // userID when given (which policy allows to admins).
 func (s *Service) keypairOwner(ctx context.Context, action, userID string) (string, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -80,7 +81,7 @@ func (s *Service) CreateKeypair(ctx context.Context, kc KeypairCreate) (*Keypair
 	if err != nil {
 		return nil, err
 	}
-	c, _ := caller(ctx)
+	c, _ := auth.Caller(ctx)
 	pat := keypairNamePattern
 	if kc.ExtendedNames {
 		pat = keypairNamePatternExt

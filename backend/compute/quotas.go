@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -124,7 +125,7 @@ func (s *Service) GetQuotaUsage(ctx context.Context, projectID string) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	c, _ := caller(ctx)
+	c, _ := auth.Caller(ctx)
 	if c != nil && c.ProjectID == projectID {
 		if used[QuotaKeyPairs], err = s.st.countKeypairs(ctx, c.UserID); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 	"github.com/nimbus-cloud/nimbus/backend/compute/scheduler"
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -234,7 +235,7 @@ func (s *Service) setLock(ctx context.Context, srv *Server, locked bool, by stri
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
 		if _, err := changeInstance(ctx, tx, srv.ID, instanceChange{fromTask: "*", set: map[string]any{
-			"locked": b2i(locked), "locked_by": nullStr(by), "locked_reason": nullStrPtr(reason)}}, now); err != nil {
+			"locked": db.Bool(locked), "locked_by": nullStr(by), "locked_reason": nullStrPtr(reason)}}, now); err != nil {
 			return err
 		}
 		_, err := startAction(ctx, tx, srv, action, reqID, now)

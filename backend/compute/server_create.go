@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -59,7 +60,7 @@ type CreatedServers struct {
 // Invalid (unknown flavor, image or key; image too large for the flavor;
 // bad user data, metadata or zone), OverQuota.
 func (s *Service) CreateServers(ctx context.Context, req ServerCreate) (*CreatedServers, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +270,7 @@ func (s *Service) resolveZone(ctx context.Context, az string) (zone, hostID stri
 	}
 	zone, host, forced := strings.Cut(az, ":")
 	if forced {
-		c, _ := caller(ctx)
+		c, _ := auth.Caller(ctx)
 		if _, err := s.authorize(ctx, policyForcedHost, projectTarget(c.ProjectID, c.UserID)); err != nil {
 			return "", "", err
 		}

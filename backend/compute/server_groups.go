@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/backend/compute/scheduler"
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -35,7 +37,7 @@ var serverGroupPolicies = []string{scheduler.PolicyAffinity, scheduler.PolicyAnt
 // maxPerHost is anti-affinity's max_server_per_host rule (0 for none).
 // Kinds: Forbidden, Invalid, OverQuota.
 func (s *Service) CreateServerGroup(ctx context.Context, name, pol string, maxPerHost int) (*ServerGroup, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +71,7 @@ func errGroupNotFound(id string) error {
 
 // GetServerGroup returns server group id. Kinds: NotFound, Forbidden.
 func (s *Service) GetServerGroup(ctx context.Context, id string) (*ServerGroup, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +151,7 @@ func (st *store) createServerGroup(ctx context.Context, g *ServerGroup, limit in
 
 const groupCols = `id, name, project_id, user_id, policy, rules, created_at`
 
-func scanGroup(sc scanner) (*ServerGroup, error) {
+func scanGroup(sc db.Scanner) (*ServerGroup, error) {
 	var g ServerGroup
 	var rules, created string
 	if err := sc.Scan(&g.ID, &g.Name, &g.ProjectID, &g.UserID, &g.Policy, &rules, &created); err != nil {
@@ -161,7 +163,7 @@ func scanGroup(sc scanner) (*ServerGroup, error) {
 	return &g, nil
 }
 
-func groupMembers(ctx context.Context, q querier, id string) ([]string, error) {
+func groupMembers(ctx context.Context, q db.Querier, id string) ([]string, error) {
 	m, err := stringsOf(ctx, q, `SELECT m.instance_uuid FROM server_group_members m JOIN instances i
 		ON i.uuid = m.instance_uuid AND i.deleted = 0 WHERE m.group_id = ? ORDER BY i.created_at, m.instance_uuid`, id)
 	if m == nil {
@@ -170,7 +172,7 @@ func groupMembers(ctx context.Context, q querier, id string) ([]string, error) {
 	return m, err
 }
 
-func (st *store) getServerGroup(ctx context.Context, q querier, id string) (*ServerGroup, error) {
+func (st *store) getServerGroup(ctx context.Context, q db.Querier, id string) (*ServerGroup, error) {
 	g, err := scanGroup(q.QueryRowContext(ctx, `SELECT `+groupCols+` FROM server_groups WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errGroupNotFound(id)

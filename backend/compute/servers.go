@@ -251,7 +251,7 @@ func (s *Server) target() map[string]string {
 // serverFor returns server id if the caller may see it and may perform
 // action on it; another project's server is NotFound, like a missing one.
 func (s *Service) serverFor(ctx context.Context, id, action string) (*Server, *auth.Credentials, error) {
-	c, err := caller(ctx)
+	c, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

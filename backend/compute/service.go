@@ -189,25 +189,9 @@ type valuesFrom struct {
 
 func (v valuesFrom) Value(key any) any { return v.values.Value(key) }
 
-// caller returns the credentials in ctx, or fault Unauthorized.
-func caller(ctx context.Context) (*auth.Credentials, error) {
-	c, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, fault.Unauthorizedf("The request you have made requires authentication.")
-	}
-	return c, nil
-}
-
 // authorize checks that the caller in ctx may perform action on t.
 func (s *Service) authorize(ctx context.Context, action string, t policy.Target) (*auth.Credentials, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.pol.Enforce(action, c, t); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return s.pol.Authorize(ctx, action, t)
 }
 
 // allowed reports whether the caller in ctx may perform action on t, for

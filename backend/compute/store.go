@@ -15,33 +15,16 @@ import (
 
 // store holds the SQL of the compute service, split by topic over the
 // store_*.go files. Each method that writes owns its transaction (db.Tx,
-// BEGIN IMMEDIATE); reads run on the pool. Helpers take a querier: the
+// BEGIN IMMEDIATE); reads run on the pool. Helpers take a db.Querier: the
 // *sql.Tx of the caller's transaction, or the pool.
 type store struct {
 	db *db.DB
 }
 
-// querier is what *sql.Tx and *sql.DB share.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// scanner is what *sql.Row and *sql.Rows share.
-type scanner interface{ Scan(dest ...any) error }
-
 // ping checks that compute's schema is in place.
 func (st *store) ping(ctx context.Context) error {
 	var n int
 	return st.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM flavors`).Scan(&n)
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func fmtTime(t time.Time) string { return db.FormatTime(t) }
@@ -88,7 +71,7 @@ func newUUID() string { return uuid.NewString() }
 
 // nextSeq returns one more than the largest value of column in table, the
 // portable way to number rows inside a write transaction.
-func nextSeq(ctx context.Context, q querier, table, column string) (int64, error) {
+func nextSeq(ctx context.Context, q db.Querier, table, column string) (int64, error) {
 	var n sql.NullInt64
 	if err := q.QueryRowContext(ctx, `SELECT MAX(`+column+`) FROM `+table).Scan(&n); err != nil {
 		return 0, fmt.Errorf("number %s: %w", table, err)
@@ -105,7 +88,7 @@ func placeholders(n int) string {
 }
 
 // keyValues reads (key, value) rows into a map.
-func keyValues(ctx context.Context, q querier, query string, args ...any) (map[string]string, error) {
+func keyValues(ctx context.Context, q db.Querier, query string, args ...any) (map[string]string, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -123,7 +106,7 @@ func keyValues(ctx context.Context, q querier, query string, args ...any) (map[s
 }
 
 // strings reads one string column.
-func stringsOf(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+func stringsOf(ctx context.Context, q db.Querier, query string, args ...any) ([]string, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

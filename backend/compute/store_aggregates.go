@@ -35,7 +35,7 @@ func (st *store) createAggregate(ctx context.Context, a *Aggregate) error {
 	})
 }
 
-func scanAggregate(sc scanner) (*Aggregate, error) {
+func scanAggregate(sc db.Scanner) (*Aggregate, error) {
 	var a Aggregate
 	var created string
 	var updated sql.NullString
@@ -48,7 +48,7 @@ func scanAggregate(sc scanner) (*Aggregate, error) {
 	return &a, nil
 }
 
-func (st *store) getAggregate(ctx context.Context, q querier, id int64) (*Aggregate, error) {
+func (st *store) getAggregate(ctx context.Context, q db.Querier, id int64) (*Aggregate, error) {
 	a, err := scanAggregate(q.QueryRowContext(ctx, `SELECT id, uuid, name, created_at, updated_at FROM aggregates WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errAggregateNotFound(id)
@@ -168,7 +168,7 @@ func (st *store) updateAggregate(ctx context.Context, id int64, name *string, md
 }
 
 // otherZones lists the zones host is in through aggregates other than id.
-func otherZones(ctx context.Context, q querier, host string, id int64) ([]string, error) {
+func otherZones(ctx context.Context, q db.Querier, host string, id int64) ([]string, error) {
 	return stringsOf(ctx, q, `SELECT DISTINCT m.value FROM aggregate_hosts h JOIN aggregate_metadata m
 		ON m.aggregate_id = h.aggregate_id AND m.key = 'availability_zone'
 		WHERE h.host = ? AND h.aggregate_id <> ? ORDER BY m.value`, host, id)

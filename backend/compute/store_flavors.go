@@ -12,7 +12,7 @@ import (
 
 const flavorCols = `id, name, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled, description, created_at`
 
-func scanFlavor(sc scanner) (*Flavor, error) {
+func scanFlavor(sc db.Scanner) (*Flavor, error) {
 	var f Flavor
 	var pub, dis int
 	var desc sql.NullString
@@ -34,7 +34,7 @@ func insertFlavor(ctx context.Context, tx *sql.Tx, f *Flavor) error {
 		return fault.Conflictf("Flavor with name %s already exists.", f.Name)
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO flavors (`+flavorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		f.ID, f.Name, f.VCPUs, f.MemoryMB, f.RootGB, f.EphemeralGB, f.SwapMB, f.RXTXFactor, b2i(f.IsPublic), b2i(f.Disabled),
+		f.ID, f.Name, f.VCPUs, f.MemoryMB, f.RootGB, f.EphemeralGB, f.SwapMB, f.RXTXFactor, db.Bool(f.IsPublic), db.Bool(f.Disabled),
 		nullStrPtr(f.Description), fmtTime(f.CreatedAt))
 	if db.IsUniqueViolation(err) {
 		return fault.Wrap(fault.Conflict, err, fmt.Sprintf("Flavor with ID %s already exists.", f.ID))
@@ -75,7 +75,7 @@ func (st *store) ensureFlavor(ctx context.Context, f *Flavor) error {
 	})
 }
 
-func (st *store) getFlavor(ctx context.Context, q querier, id string) (*Flavor, error) {
+func (st *store) getFlavor(ctx context.Context, q db.Querier, id string) (*Flavor, error) {
 	f, err := scanFlavor(q.QueryRowContext(ctx, `SELECT `+flavorCols+` FROM flavors WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fault.Wrap(fault.NotFound, err, fmt.Sprintf("Flavor %s could not be found.", id))
@@ -168,7 +168,7 @@ func (st *store) deleteFlavor(ctx context.Context, id string) error {
 	})
 }
 
-func flavorExists(ctx context.Context, q querier, id string) (*Flavor, error) {
+func flavorExists(ctx context.Context, q db.Querier, id string) (*Flavor, error) {
 	f, err := scanFlavor(q.QueryRowContext(ctx, `SELECT `+flavorCols+` FROM flavors WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errFlavorNotFound(id)

@@ -12,7 +12,7 @@ import (
 
 const keypairCols = `id, name, user_id, type, public_key, fingerprint, created_at`
 
-func scanKeypair(sc scanner) (*Keypair, error) {
+func scanKeypair(sc db.Scanner) (*Keypair, error) {
 	var k Keypair
 	var created string
 	if err := sc.Scan(&k.ID, &k.Name, &k.UserID, &k.Type, &k.PublicKey, &k.Fingerprint, &created); err != nil {
@@ -68,7 +68,7 @@ func (st *store) listKeypairs(ctx context.Context, userID string) ([]Keypair, er
 	return out, rows.Err()
 }
 
-func (st *store) getKeypair(ctx context.Context, q querier, userID, name string) (*Keypair, error) {
+func (st *store) getKeypair(ctx context.Context, q db.Querier, userID, name string) (*Keypair, error) {
 	k, err := scanKeypair(q.QueryRowContext(ctx, `SELECT `+keypairCols+` FROM keypairs WHERE user_id = ? AND name = ?`, userID, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fault.Wrap(fault.NotFound, err, fmt.Sprintf("Keypair %s not found for user %s", name, userID))

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 )
 
 // pendingOp is a call to an agent whose outcome is awaited.
@@ -48,7 +50,7 @@ func insertOp(ctx context.Context, tx *sql.Tx, op *pendingOp) error {
 
 const opCols = `id, instance_uuid, kind, host_id, action_id, event_id, data, created_at, deadline`
 
-func scanOp(sc scanner) (*pendingOp, error) {
+func scanOp(sc db.Scanner) (*pendingOp, error) {
 	var op pendingOp
 	var action, event sql.NullString
 	var data, created, deadline string
@@ -122,7 +124,7 @@ func (st *store) expiredOps(ctx context.Context, now time.Time) ([]pendingOp, er
 }
 
 // latestAction returns the ID of the newest action named action of uuid.
-func latestAction(ctx context.Context, q querier, uuid, action string) (string, error) {
+func latestAction(ctx context.Context, q db.Querier, uuid, action string) (string, error) {
 	var id string
 	err := q.QueryRowContext(ctx, `SELECT id FROM instance_actions WHERE instance_uuid = ? AND action = ?
 		ORDER BY start_time DESC LIMIT 1`, uuid, action).Scan(&id)

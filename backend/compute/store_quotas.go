@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 )
 
-func (st *store) projectQuotas(ctx context.Context, q querier, projectID string) (map[string]int64, error) {
+func (st *store) projectQuotas(ctx context.Context, q db.Querier, projectID string) (map[string]int64, error) {
 	rows, err := q.QueryContext(ctx, `SELECT resource, hard_limit FROM compute_quotas WHERE project_id = ?`, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("read quotas: %w", err)
@@ -28,7 +30,7 @@ func (st *store) projectQuotas(ctx context.Context, q querier, projectID string)
 // hold: instances, cores, ram (of the current flavor, or the larger one
 // during a resize, as Nova counts), server groups and metadata items of
 // its largest server.
-func (st *store) projectUsage(ctx context.Context, q querier, projectID string) (map[string]int64, error) {
+func (st *store) projectUsage(ctx context.Context, q db.Querier, projectID string) (map[string]int64, error) {
 	u := map[string]int64{}
 	var inst, cores, ram int64
 	err := q.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(memory_mb), 0)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -19,7 +20,7 @@ const serverCols = `uuid, seq, project_id, user_id, name, hostname, description,
 	fault_code, fault_message, fault_details, fault_created,
 	created_at, updated_at, launched_at, terminated_at, deleted_at, deleted`
 
-func scanServer(sc scanner) (*Server, error) {
+func scanServer(sc db.Scanner) (*Server, error) {
 	var s Server
 	var desc, oldF, newF, keyName, keyData, userData, az, task, hostID, node, lockedBy, lockedReason sql.NullString
 	var faultMsg, faultDetails, faultCreated, launched, terminated, deletedAt sql.NullString
@@ -67,7 +68,7 @@ func scanServer(sc scanner) (*Server, error) {
 }
 
 // loadServerExtras fills metadata and server groups.
-func loadServerExtras(ctx context.Context, q querier, s *Server) error {
+func loadServerExtras(ctx context.Context, q db.Querier, s *Server) error {
 	var err error
 	if s.Metadata, err = keyValues(ctx, q, `SELECT key, value FROM instance_metadata WHERE instance_uuid = ?`, s.ID); err != nil {
 		return fmt.Errorf("read metadata: %w", err)
@@ -79,7 +80,7 @@ func loadServerExtras(ctx context.Context, q querier, s *Server) error {
 }
 
 // getServer returns a live (not deleted) server.
-func (st *store) getServer(ctx context.Context, q querier, id string) (*Server, error) {
+func (st *store) getServer(ctx context.Context, q db.Querier, id string) (*Server, error) {
 	s, err := getServerAny(ctx, q, id)
 	if err != nil {
 		return nil, err
@@ -91,7 +92,7 @@ func (st *store) getServer(ctx context.Context, q querier, id string) (*Server, 
 }
 
 // getServerAny returns a server, deleted or not.
-func getServerAny(ctx context.Context, q querier, id string) (*Server, error) {
+func getServerAny(ctx context.Context, q db.Querier, id string) (*Server, error) {
 	s, err := scanServer(q.QueryRowContext(ctx, `SELECT `+serverCols+` FROM instances WHERE uuid = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fault.Wrap(fault.NotFound, err, fmt.Sprintf("Instance %s could not be found.", id))
@@ -217,7 +218,7 @@ func insertServer(ctx context.Context, tx *sql.Tx, s *Server) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.Seq, s.ProjectID, s.UserID, s.Name, s.Hostname, nullStrPtr(s.Description),
 		s.ImageRef, toJSON(s.image), toJSON(s.Flavor), s.Flavor.VCPUs, s.Flavor.MemoryMB, rootGB(s.Flavor, s.image),
-		nullStr(s.KeyName), nullStr(s.KeyData), nullStr(s.UserData), b2i(s.ConfigDrive),
+		nullStr(s.KeyName), nullStr(s.KeyData), nullStr(s.UserData), db.Bool(s.ConfigDrive),
 		nullStr(s.AvailabilityZone), nullStr(s.AvailabilityZone), s.Networks, hints, s.VMState, nullStr(s.TaskState), s.PowerState,
 		s.AccessIPv4, s.AccessIPv6, s.ReservationID, s.LaunchIndex, fmtTime(s.CreatedAt), fmtTime(s.UpdatedAt))
 	if err != nil {
