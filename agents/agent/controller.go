@@ -178,22 +178,15 @@ func answerError(resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e agentapi.Error
 	if json.Unmarshal(raw, &e) != nil || e.Kind == "" {
-		e = agentapi.Error{Kind: "unavailable", Message: "The controller answered " + resp.Status + "."}
+		e = agentapi.Error{Kind: fault.Unavailable.String(), Message: "The controller answered " + resp.Status + "."}
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized:
-			e.Kind = "unauthorized"
+			e.Kind = fault.Unauthorized.String()
 		case resp.StatusCode == http.StatusNotFound:
-			e.Kind = "not_found"
+			e.Kind = fault.NotFound.String()
 		}
 	}
-	kinds := map[string]fault.Kind{
-		"invalid": fault.Invalid, "not_found": fault.NotFound, "conflict": fault.Conflict,
-		"unauthorized": fault.Unauthorized, "unavailable": fault.Unavailable, "internal": fault.Internal,
-	}
-	k, ok := kinds[e.Kind]
-	if !ok {
-		k = fault.Internal
-	}
+	k, _ := fault.ParseKind(e.Kind)
 	return fault.Wrap(k, fmt.Errorf("controller answered %s", resp.Status), e.Message)
 }
 

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
+	"github.com/nimbus-cloud/nimbus/backend/platform/rest"
 )
 
 // Body limits. A spawn or rebuild carries the config drive's files, so it
@@ -63,37 +63,8 @@ func (a *agent) signed(maxBody int64, h http.HandlerFunc) http.Handler {
 	})
 }
 
-// errorKinds names each fault kind on the wire.
-var errorKinds = map[fault.Kind]string{
-	fault.Invalid:      "invalid",
-	fault.NotFound:     "not_found",
-	fault.Conflict:     "conflict",
-	fault.Unauthorized: "unauthorized",
-	fault.Unavailable:  "unavailable",
-	fault.Internal:     "internal",
-}
-
 func writeError(w http.ResponseWriter, err error) {
-	kind, ok := errorKinds[fault.KindOf(err)]
-	if !ok {
-		kind = "invalid"
-	}
-	writeJSON(w, fault.Status(err), agentapi.Error{Kind: kind, Message: fault.Message(err)})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
-	}
-}
-
-func decode(r *http.Request, v any) error {
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		return fault.Invalidf("Malformed JSON in request body.")
-	}
-	return nil
+	rest.JSON(w, fault.Status(err), agentapi.Error{Kind: fault.KindOf(err).String(), Message: fault.Message(err)})
 }
 
 // fail writes err, logging what the caller will not see.
@@ -188,7 +159,7 @@ func (a *agent) handleList(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []agentapi.InstanceState{}
 	}
-	writeJSON(w, http.StatusOK, list)
+	rest.JSON(w, http.StatusOK, list)
 }
 
 // operationID returns the request's operation ID, which long work requires.
@@ -208,7 +179,7 @@ func (a *agent) handleSpawn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var spec agentapi.InstanceSpec
-	if err := decode(r, &spec); err != nil {
+	if err := rest.Decode(r, &spec, false); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -247,7 +218,7 @@ func (a *agent) handleState(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	rest.JSON(w, http.StatusOK, st)
 }
 
 func (a *agent) handleDestroy(w http.ResponseWriter, r *http.Request) {
@@ -306,7 +277,7 @@ func (a *agent) handleAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var act agentapi.Action
-	if err := decode(r, &act); err != nil {
+	if err := rest.Decode(r, &act, false); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -348,7 +319,7 @@ func (a *agent) handleConsoleLog(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, agentapi.ConsoleLog{Output: out})
+	rest.JSON(w, http.StatusOK, agentapi.ConsoleLog{Output: out})
 }
 
 func (a *agent) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -357,5 +328,5 @@ func (a *agent) handleHealth(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, agentapi.Health{AgentID: a.ctl.credential().AgentID, Hostname: a.cfg.Hostname, Inventory: inv})
+	rest.JSON(w, http.StatusOK, agentapi.Health{AgentID: a.ctl.credential().AgentID, Hostname: a.cfg.Hostname, Inventory: inv})
 }

@@ -266,8 +266,9 @@ type Health struct {
 
 // Error is the body of every non-2xx answer from either side.
 type Error struct {
-	// Kind is one of "invalid", "not_found", "conflict", "unauthorized",
-	// "unavailable", "internal" so the caller can map it to its own faults.
+	// Kind is a fault kind's wire name ("invalid", "not_found", "conflict",
+	// "unauthorized", "unavailable", "internal", ...), so the caller maps it
+	// back to the same kind.
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"hash"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
+	"github.com/nimbus-cloud/nimbus/backend/platform/rest"
 )
 
 // Body limits of the agent-facing API. A heartbeat lists every instance on
@@ -51,37 +51,8 @@ func (r *Registry) Handler() http.Handler {
 	return m
 }
 
-// errorKinds names each fault kind on the wire (agentapi.Error.Kind).
-var errorKinds = map[fault.Kind]string{
-	fault.Invalid:      "invalid",
-	fault.NotFound:     "not_found",
-	fault.Conflict:     "conflict",
-	fault.Unauthorized: "unauthorized",
-	fault.Unavailable:  "unavailable",
-	fault.Internal:     "internal",
-}
-
 func writeError(w http.ResponseWriter, err error) {
-	kind, ok := errorKinds[fault.KindOf(err)]
-	if !ok {
-		kind = "invalid"
-	}
-	writeJSON(w, fault.Status(err), agentapi.Error{Kind: kind, Message: fault.Message(err)})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
-	}
-}
-
-func decode(req *http.Request, v any) error {
-	if err := json.NewDecoder(req.Body).Decode(v); err != nil {
-		return fault.Invalidf("Malformed JSON in request body.")
-	}
-	return nil
+	rest.JSON(w, fault.Status(err), agentapi.Error{Kind: fault.KindOf(err).String(), Message: fault.Message(err)})
 }
 
 // authenticate verifies req's signature and returns the signing host. It
@@ -129,7 +100,7 @@ func (r *Registry) authenticate(req *http.Request, maxBody int64, noBody bool) (
 func (r *Registry) handleJoin(w http.ResponseWriter, req *http.Request) {
 	var jr agentapi.JoinRequest
 	req.Body = http.MaxBytesReader(w, req.Body, maxJoinBody)
-	if err := decode(req, &jr); err != nil {
+	if err := rest.Decode(req, &jr, false); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -163,7 +134,7 @@ func (r *Registry) handleJoin(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.log.InfoContext(req.Context(), "agent joined", "host_id", h.ID, "hostname", h.Hostname, "url", h.URL)
-	writeJSON(w, http.StatusOK, agentapi.JoinResponse{
+	rest.JSON(w, http.StatusOK, agentapi.JoinResponse{
 		AgentID:          h.ID,
 		Secret:           agentapi.EncodeSecret(secret),
 		HeartbeatSeconds: int(math.Ceil(r.cfg.HeartbeatInterval.Seconds())),
@@ -177,7 +148,7 @@ func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var hb agentapi.Heartbeat
-	if err := decode(req, &hb); err != nil {
+	if err := rest.Decode(req, &hb, false); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -222,7 +193,7 @@ func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	rest.JSON(w, http.StatusOK, resp)
 }
 
 // deliver calls fn for every listener; a failure answers 503 so the agent
@@ -249,7 +220,7 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var evs agentapi.Events
-	if err := decode(req, &evs); err != nil {
+	if err := rest.Decode(req, &evs, false); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -273,7 +244,7 @@ func (r *Registry) handleOperation(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var op agentapi.Operation
-	if err := decode(req, &op); err != nil {
+	if err := rest.Decode(req, &op, false); err != nil {
 		writeError(w, err)
 		return
 	}

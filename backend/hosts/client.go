@@ -112,26 +112,17 @@ func agentError(hostID string, resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var e agentapi.Error
 	if json.Unmarshal(raw, &e) != nil || e.Kind == "" {
-		e = agentapi.Error{Kind: "unavailable", Message: "The compute host's agent answered " + resp.Status + "."}
+		e = agentapi.Error{Kind: fault.Unavailable.String(), Message: "The compute host's agent answered " + resp.Status + "."}
 		if resp.StatusCode == http.StatusNotFound {
-			e.Kind = "not_found"
+			e.Kind = fault.NotFound.String()
 		}
 	}
 	cause := fmt.Errorf("host %s answered %s: %s", hostID, resp.Status, e.Message)
-	switch e.Kind {
-	case "invalid":
-		return fault.Wrap(fault.Invalid, cause, e.Message)
-	case "not_found":
-		return fault.Wrap(fault.NotFound, cause, e.Message)
-	case "conflict":
-		return fault.Wrap(fault.Conflict, cause, e.Message)
-	case "unauthorized":
+	k, _ := fault.ParseKind(e.Kind)
+	if k == fault.Unauthorized {
 		return fault.Wrap(fault.Unavailable, cause, "The compute host's agent refused the control plane's credential.")
-	case "unavailable":
-		return fault.Wrap(fault.Unavailable, cause, e.Message)
-	default:
-		return fault.Wrap(fault.Internal, cause, e.Message)
 	}
+	return fault.Wrap(k, cause, e.Message)
 }
 
 func instancePath(uuid string) string {

@@ -121,19 +121,35 @@ type mapping struct {
 	keystone string
 	nova     string
 	neutron  string
+	wire     string // the name between Nimbus's own processes (agentapi.Error.Kind)
 }
 
 var table = map[Kind]mapping{
-	Invalid:        {http.StatusBadRequest, "Bad Request", "badRequest", "BadRequest"},
-	NotFound:       {http.StatusNotFound, "Not Found", "itemNotFound", "NotFound"},
-	Conflict:       {http.StatusConflict, "Conflict", "conflictingRequest", "Conflict"},
-	Unauthorized:   {http.StatusUnauthorized, "Unauthorized", "unauthorized", "NotAuthorized"},
-	Forbidden:      {http.StatusForbidden, "Forbidden", "forbidden", "PolicyNotAuthorized"},
-	OverQuota:      {http.StatusForbidden, "Forbidden", "forbidden", "OverQuota"},
-	TooLarge:       {http.StatusRequestEntityTooLarge, "Request Entity Too Large", "overLimit", "OverQuota"},
-	Unavailable:    {http.StatusServiceUnavailable, "Service Unavailable", "serviceUnavailable", "ServiceUnavailable"},
-	NotImplemented: {http.StatusNotImplemented, "Not Implemented", "notImplemented", "NotImplemented"},
-	Internal:       {http.StatusInternalServerError, "Internal Server Error", "computeFault", "InternalServerError"},
+	Invalid:        {http.StatusBadRequest, "Bad Request", "badRequest", "BadRequest", "invalid"},
+	NotFound:       {http.StatusNotFound, "Not Found", "itemNotFound", "NotFound", "not_found"},
+	Conflict:       {http.StatusConflict, "Conflict", "conflictingRequest", "Conflict", "conflict"},
+	Unauthorized:   {http.StatusUnauthorized, "Unauthorized", "unauthorized", "NotAuthorized", "unauthorized"},
+	Forbidden:      {http.StatusForbidden, "Forbidden", "forbidden", "PolicyNotAuthorized", "forbidden"},
+	OverQuota:      {http.StatusForbidden, "Forbidden", "forbidden", "OverQuota", "over_quota"},
+	TooLarge:       {http.StatusRequestEntityTooLarge, "Request Entity Too Large", "overLimit", "OverQuota", "too_large"},
+	Unavailable:    {http.StatusServiceUnavailable, "Service Unavailable", "serviceUnavailable", "ServiceUnavailable", "unavailable"},
+	NotImplemented: {http.StatusNotImplemented, "Not Implemented", "notImplemented", "NotImplemented", "not_implemented"},
+	Internal:       {http.StatusInternalServerError, "Internal Server Error", "computeFault", "InternalServerError", "internal"},
+}
+
+// String is the kind's wire name, as Nimbus's own services and agents
+// exchange it ("not_found", "unavailable", ...).
+func (k Kind) String() string { return table[k].wire }
+
+// ParseKind returns the kind whose wire name is name; unknown names are
+// Internal and false.
+func ParseKind(name string) (Kind, bool) {
+	for k, m := range table {
+		if m.wire == name {
+			return k, true
+		}
+	}
+	return Internal, false
 }
 
 // Status is the HTTP status for err.

@@ -97,3 +97,18 @@ func roundTrip(t *testing.T, v any, into any) {
 		t.Fatalf("%s: %v", b, err)
 	}
 }
+
+func TestWireNamesRoundTrip(t *testing.T) {
+	for k := range table {
+		name := k.String()
+		if name == "" {
+			t.Fatalf("kind %d has no wire name", k)
+		}
+		if got, ok := ParseKind(name); !ok || got != k {
+			t.Errorf("ParseKind(%q) = %v, %v; want %v", name, got, ok, k)
+		}
+	}
+	if k, ok := ParseKind("no-such-kind"); ok || k != Internal {
+		t.Errorf("unknown wire name parsed as %v, %v", k, ok)
+	}
+}
