@@ -16,6 +16,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/hosts"
 	"github.com/nimbus-cloud/nimbus/backend/identity"
 	"github.com/nimbus-cloud/nimbus/backend/image"
+	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 	"github.com/nimbus-cloud/nimbus/migrations"
@@ -87,6 +88,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	pol.Register(image.PolicyRules()...)
 	pol.Register(hosts.PolicyRules()...)
 	pol.Register(compute.PolicyRules()...)
+	pol.Register(network.PolicyRules()...)
 	if cfg.policyFile != "" {
 		if err := pol.LoadFile(cfg.policyFile); err != nil {
 			return fmt.Errorf("load policy file: %w", err)
@@ -158,6 +160,14 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	if err := comp.EnsureDefaultFlavors(svc); err != nil {
 		return fmt.Errorf("default flavors: %w", err)
 	}
+	nets, err := network.New(ctx, database, network.Config{
+		Policy:      pol,
+		Tokens:      ids,
+		IdentityURL: publicURL + "/identity",
+	})
+	if err != nil {
+		return fmt.Errorf("start network service: %w", err)
+	}
 	console := novnc.New(novnc.Config{
 		Tokens:         consoleTokens{comp},
 		Dialer:         vncDialer{reg},
@@ -179,6 +189,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 			{Prefix: "/identity", Handler: identity.NewAPI(ids, publicURL+"/identity")},
 			{Prefix: "/image", Handler: image.NewAPI(imgs, publicURL+"/image")},
 			{Prefix: "/compute", Handler: compute.NewAPI(comp, publicURL+"/compute")},
+			{Prefix: "/network", Handler: network.NewAPI(nets, publicURL+"/network")},
 			{Prefix: "/agents", Handler: reg.Handler()},
 			{Prefix: "/console", Handler: console.Handler()},
 		},
@@ -247,5 +258,6 @@ func catalog() []identity.ServiceSpec {
 		{Type: "identity", Name: "keystone", Path: "/identity"},
 		{Type: "image", Name: "glance", Path: "/image"},
 		{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
+		{Type: "network", Name: "neutron", Path: "/network"},
 	}
 }

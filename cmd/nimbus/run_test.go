@@ -158,8 +158,10 @@ func TestRunBootstrapsOnceAndServesIdentity(t *testing.T) {
 	for _, e := range catalog {
 		types[e.(map[string]any)["type"].(string)] = true
 	}
-	if !types["identity"] || !types["image"] || !types["compute"] {
-		t.Errorf("catalog service types = %v, want identity, image and compute", types)
+	for _, want := range []string{"identity", "image", "compute", "network"} {
+		if !types[want] {
+			t.Errorf("catalog service types = %v, want %s", types, want)
+		}
 	}
 	// The image API is mounted and authenticates with identity's tokens.
 	req, _ := http.NewRequest(http.MethodGet, base+"/image/v2/images", nil)
