@@ -232,7 +232,7 @@ func (a *agent) submit(opID, uuid, kind, requestID string, fn work) error {
 		out := agentapi.Operation{ID: opID, UUID: uuid, Kind: kind, Status: agentapi.OpSucceeded, Result: result,
 			PowerState: a.powerState(uuid)}
 		if err != nil {
-			out.Status, out.Error = agentapi.OpFailed, fault.Message(err)
+			out.Status, out.Error, out.Details = agentapi.OpFailed, fault.Message(err), err.Error()
 			a.log.Warn("operation failed", "op_id", opID, "uuid", uuid, "kind", kind, "request_id", requestID, "err", err)
 		} else {
 			a.log.Info("operation succeeded", "op_id", opID, "uuid", uuid, "kind", kind, "request_id", requestID)

@@ -206,7 +206,10 @@ type Operation struct {
 	Kind   string `json:"kind"`   // "spawn", "destroy" or an Action kind
 	Status string `json:"status"` // OpSucceeded or OpFailed
 	// Error is the user-facing reason when Status is OpFailed.
-	Error      string `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Details is the full cause of a failure, for operators: the control
+	// plane shows it only to admins (a server fault's details).
+	Details    string `json:"details,omitempty"`
 	PowerState int    `json:"power_state"`
 	// Result carries action-specific output, such as a snapshot's image ID.
 	Result map[string]string `json:"result,omitempty"`

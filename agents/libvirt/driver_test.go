@@ -666,3 +666,33 @@ func TestListOnlyOwnDomains(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckReachable(t *testing.T) {
+	root := t.TempDir()
+	open := filepath.Join(root, "open")
+	closed := filepath.Join(root, "closed")
+	for _, d := range []string{open, closed} {
+		if err := os.MkdirAll(filepath.Join(d, "state"), 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// t.TempDir's own parent directories may be private; make the chain open
+	// for the case that must pass.
+	for dir := open; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(dir, fi.Mode().Perm()|0o001); err != nil {
+				t.Skipf("cannot open %s for the test: %v", dir, err)
+			}
+		}
+	}
+	if err := os.Chmod(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReachable(filepath.Join(open, "state")); err != nil {
+		t.Errorf("traversable chain refused: %v", err)
+	}
+	err := checkReachable(filepath.Join(closed, "state"))
+	if !fault.Is(err, fault.Invalid) || !strings.Contains(fault.Message(err), closed) {
+		t.Errorf("private parent: %v, want an Invalid fault naming %s", err, closed)
+	}
+}

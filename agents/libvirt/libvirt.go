@@ -99,8 +99,35 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.Socket == "" {
 		cfg.Socket = DefaultSocket
 	}
+	if err := checkReachable(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(cfg.Socket), dialers.WithLocalTimeout(5*time.Second)))
 	return newDriver(ctx, cfg, l, execTools{}, "/dev/kvm")
+}
+
+// checkReachable refuses a state directory QEMU could not reach: QEMU runs
+// as its own user (libvirt-qemu), so every directory above the instance
+// files must be traversable by others. Without this check every boot would
+// fail later with a permission error buried in libvirt's log.
+func checkReachable(stateDir string) error {
+	if stateDir == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return fmt.Errorf("libvirt: state dir %q: %w", stateDir, err)
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fault.Invalidf("QEMU (user libvirt-qemu) cannot reach the state directory %s: %s has mode %#o; "+
+				"make it traversable with `chmod o+x %s` or choose another directory", abs, dir, fi.Mode().Perm(), dir)
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
 }
 
 // newDriver builds a driver over any conn, so tests can pass a fake.

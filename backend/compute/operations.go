@@ -113,7 +113,10 @@ func (s *Service) applyOp(ctx context.Context, tx *sql.Tx, p *pendingOp, op agen
 	ok := op.Status == agentapi.OpSucceeded
 	result, tb := ResultSuccess, ""
 	if !ok {
-		result, tb = ResultError, op.Error
+		result, tb = ResultError, op.Details
+		if tb == "" {
+			tb = op.Error
+		}
 		if tb == "" {
 			tb = "The compute host reported a failure."
 		}

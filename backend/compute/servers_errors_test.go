@@ -2,6 +2,7 @@ package compute_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -228,7 +229,7 @@ func TestSpawnFailureReleasesClaim(t *testing.T) {
 	agenttest.Start(t, e.srv.URL, tok, agenttest.Options{Hostname: "node1", Fake: fake.Config{
 		Hook: func(ctx context.Context, op, uuid string) error {
 			if op == "spawn" {
-				return fault.Invalidf("Disk image is corrupt.")
+				return fault.Wrap(fault.Invalid, errors.New("qcow2 header checksum mismatch at /srv/x"), "Disk image is corrupt.")
 			}
 			return nil
 		}}})
@@ -246,6 +247,12 @@ func TestSpawnFailureReleasesClaim(t *testing.T) {
 	f := r.obj("server")["fault"].(map[string]any)
 	if !strings.Contains(f["message"].(string), "corrupt") || f["details"] != nil {
 		t.Fatalf("fault view %v", f)
+	}
+	// An admin sees the agent's full cause, which the owner does not.
+	r = e.do("GET", "/servers/"+id, e.admin.Token, nil).want(http.StatusOK)
+	f = r.obj("server")["fault"].(map[string]any)
+	if d, _ := f["details"].(string); !strings.Contains(d, "checksum mismatch") {
+		t.Fatalf("admin fault view lacks the agent's cause: %v", f)
 	}
 	r = e.do("GET", "/servers/"+id+"/os-instance-actions", e.alice.Token, nil).want(http.StatusOK)
 	if a := r.list("instanceActions")[0]; a["action"] != "create" || a["message"] != "Error" {

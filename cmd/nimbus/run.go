@@ -237,14 +237,19 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight requests")
-	// Agents first: their last reports still reach a serving controller.
+	// Stop taking requests first, then let compute finish the work those
+	// requests started (a delete destroys its domain through an agent), and
+	// only then stop the agents: a request accepted during shutdown is never
+	// left half done on a host.
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	shutErr := srv.Shutdown(sctx)
+	comp.Close()
 	if agents != nil {
 		agents.stop()
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if shutErr != nil {
+		return fmt.Errorf("shutdown: %w", shutErr)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
