@@ -53,9 +53,12 @@ type Page struct {
 	ProjectName string
 	Projects    []ProjectChoice
 	IsAdmin     bool
-	CSRF        string
-	Flash       *Flash
-	Assets      Assets
+	// HasCompute and HasImages show the compute and image pages.
+	HasCompute bool
+	HasImages  bool
+	CSRF       string
+	Flash      *Flash
+	Assets     Assets
 }
 
 // HTMXConfig keeps htmx CSP-clean (no eval, no inline scripts, no injected

@@ -46,6 +46,13 @@ func (s *Server) verifyCSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isSafeMethod(r.Method) {
 			got := r.Header.Get(csrfHeader)
+			if got == "" && s.isImageUpload(r) {
+				// The streamed upload checks the form's token itself,
+				// before it reads the file (imageUpload): parsing the
+				// form here would buffer the whole file.
+				next.ServeHTTP(w, r)
+				return
+			}
 			if got == "" {
 				got = r.PostFormValue(csrfField)
 			}
@@ -133,9 +140,12 @@ func noStore(next http.Handler) http.Handler {
 // maxFormBytes bounds a dashboard request body; forms are small.
 const maxFormBytes = 64 << 10
 
-func limitBody(next http.Handler) http.Handler {
+// limitBody bounds request bodies; an image upload (a streamed multipart
+// post, see imageUpload) is bounded by the image service's own size cap
+// instead.
+func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil {
+		if r.Body != nil && !s.isImageUpload(r) {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
 		next.ServeHTTP(w, r)

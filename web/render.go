@@ -78,6 +78,8 @@ func (s *Server) pageModel(r *http.Request, title, nav string) views.Page {
 	p.ProjectID = v.ProjectID
 	p.ProjectName = v.ProjectName
 	p.IsAdmin = v.Creds.IsAdmin()
+	p.HasCompute = s.comp != nil
+	p.HasImages = s.imgs != nil
 	p.CSRF = v.CSRF
 	p.Flash = s.popFlash(ctx)
 	projects, err := s.id.ListUserProjects(ctx, v.UserID)

@@ -27,7 +27,9 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/identity"
+	"github.com/nimbus-cloud/nimbus/backend/image"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/rest"
 	"github.com/nimbus-cloud/nimbus/static"
@@ -47,6 +49,13 @@ type Config struct {
 	Secure bool
 	// Logger receives request failures; slog.Default() when nil.
 	Logger *slog.Logger
+	// Compute serves the instance, key pair, flavor, hypervisor and
+	// compute service pages; when nil those pages and their navigation
+	// are absent.
+	Compute *compute.Service
+	// Images serves the image pages (and the image choices of the launch
+	// dialog); when nil those pages are absent.
+	Images *image.Service
 	// SessionCleanupInterval is how often expired sessions are deleted; 5
 	// minutes when zero.
 	SessionCleanupInterval time.Duration
@@ -64,6 +73,8 @@ type Mount struct {
 // its background session cleanup.
 type Server struct {
 	id      *identity.Service
+	comp    *compute.Service
+	imgs    *image.Service
 	sm      *scs.SessionManager
 	store   *sessionStore
 	log     *slog.Logger
@@ -98,6 +109,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		id:     cfg.Identity,
+		comp:   cfg.Compute,
+		imgs:   cfg.Images,
 		store:  newSessionStore(cfg.DB, log),
 		log:    log,
 		secure: cfg.Secure,
@@ -159,12 +172,15 @@ func (s *Server) routes(apis []Mount) http.Handler {
 		d.Get("/project", redirectTo("/project/overview"))
 		d.Get("/project/overview", s.overview)
 		d.Get("/project/api-access/openrc", s.openrc)
+		s.computeRoutes(d)
+		s.imageRoutes(d)
 
 		d.Group(func(d chi.Router) {
 			d.Use(s.requireAdmin)
 
 			d.Get("/admin", redirectTo("/admin/system"))
 			d.Get("/admin/system", s.systemInfo)
+			s.adminComputeRoutes(d)
 
 			d.Get("/identity-admin", redirectTo(views.ProjectsURL))
 
@@ -229,7 +245,7 @@ func (s *Server) routes(apis []Mount) http.Handler {
 	var dash http.Handler = d
 	dash = s.sm.LoadAndSave(dash)
 	dash = cop.Handler(dash)
-	dash = limitBody(dash)
+	dash = s.limitBody(dash)
 	dash = noStore(dash)
 	dash = securityHeaders(dash)
 	dash = rest.WithRequestID(dash)

@@ -184,6 +184,8 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 
 	dash, err := web.New(web.Config{
 		Identity: ids,
+		Compute:  comp,
+		Images:   imgs,
 		DB:       database,
 		APIs: []web.Mount{
 			{Prefix: "/identity", Handler: identity.NewAPI(ids, publicURL+"/identity")},

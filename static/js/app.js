@@ -159,4 +159,30 @@
       if (s) s.focus();
     });
   });
+
+  // ---- Image upload progress and key downloads ------------------------------
+
+  // htmx reports an upload's progress on the form; the bar sits inside it.
+  document.addEventListener('htmx:xhr:progress', function (evt) {
+    var form = evt.target;
+    if (!(form instanceof Element) || !form.matches('form[data-upload]')) return;
+    var bar = form.querySelector('progress.upload-progress');
+    var d = evt.detail || {};
+    if (!bar || !d.lengthComputable || !d.total) return;
+    bar.hidden = false;
+    bar.value = Math.round((d.loaded / d.total) * 100);
+  });
+
+  // A form that answers with a download (a generated key pair's private key)
+  // is a plain post: the page stays. Close the dialog and reload the list.
+  document.addEventListener('submit', function (evt) {
+    var form = evt.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-download')) return;
+    if (!form.closest('dialog')) return;
+    window.setTimeout(function () {
+      closeModal();
+      toast('The private key is downloading. Keep it safe: it is not stored anywhere.', 'info');
+      if (window.htmx) window.htmx.ajax('GET', window.location.pathname, { target: '#main', swap: 'innerHTML' });
+    }, 500);
+  });
 })();
