@@ -19,10 +19,12 @@ export PATH := $(PATH):/usr/local/go/bin:$(GOBIN)
 IMAGE_PKGS ?= extlinux syslinux-common e2fsprogs qemu-utils
 # The node agent runs guests with libvirt and QEMU; config drives are ISOs.
 VIRT_PKGS  ?= libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage
-RUN_PKGS   ?= $(IMAGE_PKGS) $(VIRT_PKGS)
+# The network data plane: bridges, namespaces, iptables (nf_tables), dnsmasq.
+NET_PKGS   ?= iproute2 iptables dnsmasq-base conntrack busybox-static
+RUN_PKGS   ?= $(IMAGE_PKGS) $(VIRT_PKGS) $(NET_PKGS)
 # The tests also boot the guest under TCG and build config drives; cpio and
 # fdisk check the initramfs and partition table the builder writes.
-TEST_PKGS  ?= $(IMAGE_PKGS) $(VIRT_PKGS) chromium chromium-driver python3-openstackclient \
+TEST_PKGS  ?= $(IMAGE_PKGS) $(VIRT_PKGS) $(NET_PKGS) chromium chromium-driver python3-openstackclient \
 	cpio fdisk
 
 DATA   ?= ./data
@@ -83,6 +85,8 @@ test: deps-test
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@$(MAKE) build
+	@scripts/bench-compute
 
 # Never removes $(DATA): it holds the cloud's state and the admin password.
 clean:
