@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,6 +82,8 @@ function unquoteShell(s) {
 export async function startNimbus({ bin = process.env.NIMBUS_BIN || path.join(repoRoot, 'bin', 'nimbus'), args = ['--agents', '0'], env = {}, timeoutMs = 30_000 } = {}) {
   if (!existsSync(bin)) throw new Error(`${bin} does not exist: run 'make build' first`);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'nimbus-e2e-'));
+  // QEMU runs as its own user and must traverse to the guests' disks.
+  await chmod(dataDir, 0o711);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
 
