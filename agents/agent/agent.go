@@ -90,6 +90,9 @@ type Config struct {
 	StateDir string
 	// Driver runs the instances. Run does not close it: its creator does.
 	Driver Driver
+	// Network is the host's network data plane; nil means the agent serves
+	// no network routes (they answer NotImplemented). Run does not close it.
+	Network NetworkPlane
 	// HeartbeatInterval overrides the interval the controller asks for.
 	HeartbeatInterval time.Duration
 	// Logger receives the agent's logs; nil is slog.Default().

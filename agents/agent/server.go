@@ -34,6 +34,7 @@ func (a *agent) routes() http.Handler {
 	m.Handle("GET "+inst+agentapi.SubConsoleLog, a.signed(maxSmallBody, a.handleConsoleLog))
 	m.Handle("GET "+inst+agentapi.SubVNC, a.signed(maxSmallBody, a.handleVNC))
 	m.Handle("GET "+agentapi.PathHealth, a.signed(maxSmallBody, a.handleHealth))
+	a.networkRoutes(m)
 	m.Handle("/", a.signed(maxSmallBody, func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, fault.NotFoundf("No such agent API path."))
 	}))
