@@ -168,6 +168,14 @@ func ensureLeg(l leg) (created bool, err error) {
 		return false, err
 	}
 	defer h.Close()
+	// A pair this call made but could not finish goes now, synchronously:
+	// left to the namespace's deletion, the kernel would remove the host
+	// end only some time later.
+	defer func() {
+		if err != nil && created {
+			_ = deleteLink(l.Outside)
+		}
+	}()
 	in, inErr := h.LinkByName(l.Inside)
 	out, outErr := netlink.LinkByName(l.Outside)
 	if inErr != nil || outErr != nil {
