@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -68,7 +69,7 @@ func (a *apiHandler) serverView(r *http.Request, srv *Server, hostStatus map[str
 		"id": srv.ID, "name": srv.Name, "status": srv.Status(), "tenant_id": srv.ProjectID, "user_id": srv.UserID,
 		"metadata": md, "hostId": srv.HostDigest(), "image": image, "flavor": flavor,
 		"created": apiTime(srv.CreatedAt), "updated": apiTime(srv.UpdatedAt),
-		"addresses": map[string]any{}, "accessIPv4": srv.AccessIPv4, "accessIPv6": srv.AccessIPv6,
+		"addresses": a.serverAddresses(ctx, srv), "accessIPv4": srv.AccessIPv4, "accessIPv6": srv.AccessIPv6,
 		"links": a.links(r, "servers", srv.ID), "key_name": nullable(srv.KeyName), "config_drive": cd,
 		"progress": srv.Progress, "OS-DCF:diskConfig": "MANUAL",
 		"OS-EXT-AZ:availability_zone": srv.AvailabilityZone,
@@ -78,7 +79,7 @@ func (a *apiHandler) serverView(r *http.Request, srv *Server, hostStatus map[str
 		"os-extended-volumes:volumes_attached": []any{},
 	}
 	if srv.Networks != NetworksNone {
-		m["security_groups"] = []any{map[string]any{"name": "default"}}
+		m["security_groups"] = securityGroupsView(srv)
 	}
 	if a.s.allowed(ctx, policyExtAttrs, srv.target()) {
 		m["OS-EXT-SRV-ATTR:host"] = nullable(srv.Node)
@@ -260,13 +261,16 @@ type createBody struct {
 		MaxCount         flexInt           `json:"max_count"`
 		ConfigDrive      flexBool          `json:"config_drive"`
 		Networks         json.RawMessage   `json:"networks"`
-		Description      *string           `json:"description"`
-		AccessIPv4       string            `json:"accessIPv4"`
-		AccessIPv6       string            `json:"accessIPv6"`
-		AdminPass        string            `json:"adminPass"`
-		ReturnResID      flexBool          `json:"return_reservation_id"`
-		Host             string            `json:"host"`
-		BDM              []json.RawMessage `json:"block_device_mapping_v2"`
+		SecurityGroups   []struct {
+			Name string `json:"name"`
+		} `json:"security_groups"`
+		Description *string           `json:"description"`
+		AccessIPv4  string            `json:"accessIPv4"`
+		AccessIPv6  string            `json:"accessIPv6"`
+		AdminPass   string            `json:"adminPass"`
+		ReturnResID flexBool          `json:"return_reservation_id"`
+		Host        string            `json:"host"`
+		BDM         []json.RawMessage `json:"block_device_mapping_v2"`
 	} `json:"server"`
 	Hints *struct {
 		Group         string          `json:"group"`
@@ -351,16 +355,15 @@ func (a *apiHandler) createServer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case strings.HasPrefix(nets, "["):
-		var list []map[string]any
+		var list []NetworkRequest
 		if err := json.Unmarshal(b.Networks, &list); err != nil {
 			a.fail(w, r, fault.Invalidf("Invalid input for field/attribute networks."))
 			return
 		}
-		if len(list) > 0 {
-			a.fail(w, r, fault.Invalidf("Networks by UUID, port or fixed IP are not available yet; use \"auto\" or \"none\"."))
-			return
+		req.NetworkList = list
+		if req.NetworkList == nil {
+			req.NetworkList = []NetworkRequest{}
 		}
-		req.Networks = NetworksNone
 	default:
 		var s string
 		if err := json.Unmarshal(b.Networks, &s); err != nil || (s != NetworksAuto && s != NetworksNone) {
@@ -368,6 +371,13 @@ func (a *apiHandler) createServer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.Networks = s
+	}
+	for _, g := range b.SecurityGroups {
+		if g.Name == "" {
+			a.fail(w, r, fault.Invalidf("Invalid input for field/attribute security_groups."))
+			return
+		}
+		req.SecurityGroups = append(req.SecurityGroups, g.Name)
 	}
 	if body.Hints != nil {
 		req.Hints.Group = body.Hints.Group
@@ -392,7 +402,7 @@ func (a *apiHandler) createServer(w http.ResponseWriter, r *http.Request) {
 	m := map[string]any{"id": srv.ID, "links": a.links(r, "servers", srv.ID), "OS-DCF:diskConfig": "MANUAL",
 		"adminPass": res.AdminPass}
 	if srv.Networks != NetworksNone {
-		m["security_groups"] = []any{map[string]any{"name": "default"}}
+		m["security_groups"] = securityGroupsView(srv)
 	}
 	w.Header().Set("Location", a.baseURL(r)+"/v2.1/servers/"+srv.ID)
 	rest.JSON(w, http.StatusAccepted, map[string]any{"server": m})
@@ -457,9 +467,56 @@ func (a *apiHandler) deleteServer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *apiHandler) serverIPs(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.s.GetServer(r.Context(), chi.URLParam(r, "id")); err != nil {
+	srv, err := a.s.GetServer(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	rest.JSON(w, http.StatusOK, map[string]any{"addresses": map[string]any{}})
+	addrs, err := a.s.ServerAddresses(r.Context(), srv)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rest.JSON(w, http.StatusOK, map[string]any{"addresses": addressesView(addrs, false)})
+}
+
+// serverAddresses is srv's addresses view; a network service that fails
+// leaves it empty rather than failing the whole view.
+func (a *apiHandler) serverAddresses(ctx context.Context, srv *Server) map[string]any {
+	nets, err := a.s.ServerAddresses(ctx, srv)
+	if err != nil {
+		a.s.log.Warn("server addresses", "instance", srv.ID, "err", err)
+	}
+	return addressesView(nets, true)
+}
+
+// addressesView is Nova's addresses: by network name, each address with
+// its version (and, in server views, its type and MAC).
+func addressesView(nets []AddressNetwork, full bool) map[string]any {
+	out := map[string]any{}
+	for _, n := range nets {
+		list := []any{}
+		for _, ad := range n.Addresses {
+			m := map[string]any{"version": ad.Version, "addr": ad.Addr}
+			if full {
+				m["OS-EXT-IPS:type"] = "fixed"
+				m["OS-EXT-IPS-MAC:mac_addr"] = ad.MAC
+			}
+			list = append(list, m)
+		}
+		out[n.Network] = list
+	}
+	return out
+}
+
+// securityGroupsView names the groups of srv's ports as requested.
+func securityGroupsView(srv *Server) []any {
+	if p, ok := planOf(srv.Networks); ok && len(p.SecurityGroups) > 0 {
+		out := make([]any, 0, len(p.SecurityGroups))
+		for _, g := range p.SecurityGroups {
+			out = append(out, map[string]any{"name": g})
+		}
+		return out
+	}
+	return []any{map[string]any{"name": "default"}}
 }

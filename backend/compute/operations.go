@@ -15,6 +15,8 @@ type outcome struct {
 	freed       []scheduler.Allocation
 	deleteImage string
 	destroy     bool
+	// releasePorts: a failed build's ports are to be released.
+	releasePorts bool
 }
 
 // completeOp applies an agent's report of operation op.ID, made on hostID,
@@ -49,6 +51,9 @@ func (s *Service) completeOp(ctx context.Context, hostID string, op agentapi.Ope
 		if err := s.cfg.Images.DeleteImage(ctx, out.deleteImage); err != nil && !fault.Is(err, fault.NotFound) {
 			s.log.Warn("delete failed snapshot image", "image", out.deleteImage, "err", err)
 		}
+	}
+	if out.releasePorts {
+		s.releasePorts(ctx, applied.InstanceUUID)
 	}
 	if out.destroy {
 		// The agent may hold a half-built domain: ask it to destroy it
@@ -152,6 +157,7 @@ func (s *Service) applyOp(ctx context.Context, tx *sql.Tx, p *pendingOp, op agen
 				return err
 			}
 			out.destroy = true
+			out.releasePorts = true
 			break
 		}
 		set["launched_at"] = fmtTime(now)

@@ -296,6 +296,7 @@ func (s *Service) DeleteServer(ctx context.Context, id string) error {
 	s.sched.Forget(freed)
 	s.deleteSnapshots(ctx, dropped)
 	if done {
+		s.releasePorts(ctx, srv.ID)
 		return nil
 	}
 	hostID := srv.HostID
@@ -305,6 +306,8 @@ func (s *Service) DeleteServer(ctx context.Context, id string) error {
 		if err := s.callAgent(ctx, hostID, func(c agentClient) error { return c.Destroy(ctx, newUUID(), id) }); err != nil {
 			s.log.Warn("destroy on agent failed; the heartbeat will reap it", "instance", id, "host", hostID, "err", err)
 		}
+		// Nova deletes the ports it created and unbinds the user's.
+		s.releasePorts(ctx, id)
 		s.finishDeleteTx(ctx, id, evID)
 	})
 	return nil

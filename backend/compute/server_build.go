@@ -212,7 +212,23 @@ func (s *Service) build(ctx context.Context, id, forcedHost string) {
 		return
 	}
 	srv.HostID, srv.Node, srv.AvailabilityZone = host.ID, host.Hostname, host.AvailabilityZone
-	spec, err := s.instanceSpec(srv)
+	nics, err := s.allocatePorts(ctx, srv, host.Hostname)
+	if err != nil {
+		s.completeOp(ctx, host.ID, agentapi.Operation{ID: opID, UUID: id, Kind: opSpawn, Status: agentapi.OpFailed,
+			Error:   "Build of instance " + id + " aborted: Failed to allocate the network(s), not rescheduling.",
+			Details: fault.Message(err)})
+		return
+	}
+	if len(nics) > 0 {
+		// A delete that came while the ports were made may have released
+		// them already: release what this build added, and stop.
+		if cur, err := getServerAny(ctx, s.st.db, id); err == nil && (cur.Deleted || cur.TaskState == TaskDeleting) {
+			s.releasePorts(ctx, id)
+			return
+		}
+	}
+	srv.nics = nics
+	spec, err := s.instanceSpec(ctx, srv)
 	if err == nil {
 		err = s.callAgent(ctx, host.ID, func(c agentClient) error { return c.Spawn(ctx, opID, spec) })
 	}
@@ -251,16 +267,25 @@ func (s *Service) failBuild(ctx context.Context, srv *Server, eventID, traceback
 	s.sched.Forget(freed)
 }
 
-// instanceSpec is what the agent needs to build srv.
-func (s *Service) instanceSpec(srv *Server) (agentapi.InstanceSpec, error) {
+// instanceSpec is what the agent needs to build srv: its NICs are srv.nics
+// when set (a build), else those of its bound ports.
+func (s *Service) instanceSpec(ctx context.Context, srv *Server) (agentapi.InstanceSpec, error) {
 	spec := agentapi.InstanceSpec{
 		UUID: srv.ID, Name: srv.Name, ProjectID: srv.ProjectID,
 		VCPUs: int(srv.Flavor.VCPUs), MemoryMB: srv.Flavor.MemoryMB, RootGB: rootGB(srv.Flavor, srv.image),
 		EphemeralGB: srv.Flavor.EphemeralGB, SwapMB: srv.Flavor.SwapMB,
 		Image: agentapi.Image{ID: srv.image.ID, DiskFormat: srv.image.DiskFormat, Size: srv.image.Size, Checksum: srv.image.Checksum},
 	}
+	spec.NICs = srv.nics
+	if spec.NICs == nil {
+		nics, err := s.instanceNICs(ctx, srv)
+		if err != nil {
+			return spec, err
+		}
+		spec.NICs = nics
+	}
 	if srv.ConfigDrive {
-		cd, err := configDrive(srv)
+		cd, err := configDrive(srv, spec.NICs)
 		if err != nil {
 			return spec, err
 		}
@@ -270,7 +295,7 @@ func (s *Service) instanceSpec(srv *Server) (agentapi.InstanceSpec, error) {
 }
 
 // configDrive builds the files of an OpenStack config drive for srv.
-func configDrive(srv *Server) (*agentapi.ConfigDrive, error) {
+func configDrive(srv *Server, nics []agentapi.NIC) (*agentapi.ConfigDrive, error) {
 	type key struct {
 		Name string `json:"name"`
 		Type string `json:"type"`
@@ -287,7 +312,7 @@ func configDrive(srv *Server) (*agentapi.ConfigDrive, error) {
 	}
 	files := map[string][]byte{
 		"openstack/latest/meta_data.json":    []byte(toJSON(md)),
-		"openstack/latest/network_data.json": []byte(`{"links": [], "networks": [], "services": []}`),
+		"openstack/latest/network_data.json": networkData(nics),
 		"openstack/latest/vendor_data.json":  []byte(`{}`),
 		"openstack/latest/vendor_data2.json": []byte(`{}`),
 	}

@@ -37,11 +37,18 @@ type ServerCreate struct {
 	MinCount         int
 	MaxCount         int
 	ConfigDrive      bool
-	// Networks is NetworksNone, NetworksAuto or "" (as auto).
-	Networks   string
-	AccessIPv4 string
-	AccessIPv6 string
-	Hints      SchedulerHints
+	// Networks is NetworksNone, NetworksAuto or "" (as auto); ignored when
+	// NetworkList is non-nil.
+	Networks string
+	// NetworkList is an explicit networks list ({uuid}, {port},
+	// {uuid, fixed_ip}); empty non-nil is as "none".
+	NetworkList []NetworkRequest
+	// SecurityGroups are the names (or IDs) of the groups of the ports a
+	// boot creates; nil is the project's default group.
+	SecurityGroups []string
+	AccessIPv4     string
+	AccessIPv6     string
+	Hints          SchedulerHints
 	// AdminPass is the requested password; one is generated when empty.
 	AdminPass string
 }
@@ -140,6 +147,10 @@ func (s *Service) CreateServers(ctx context.Context, req ServerCreate) (*Created
 	if req.Networks == "" {
 		req.Networks = NetworksAuto
 	}
+	networks, err := s.resolveNetworks(ctx, c, req)
+	if err != nil {
+		return nil, err
+	}
 	pass := req.AdminPass
 	if pass == "" {
 		pass = randomPassword(12)
@@ -151,7 +162,7 @@ func (s *Service) CreateServers(ctx context.Context, req ServerCreate) (*Created
 		ProjectID: c.ProjectID, UserID: c.UserID, Name: req.Name, Description: req.Description,
 		ImageRef: image.ID, image: imageMetaOf(image), Flavor: flavorInfo(flavor),
 		KeyName: req.KeyName, KeyData: keyData, UserData: req.UserData, ConfigDrive: req.ConfigDrive,
-		AvailabilityZone: zone, Networks: req.Networks, Hints: req.Hints,
+		AvailabilityZone: zone, Networks: networks, Hints: req.Hints,
 		VMState: VMBuilding, TaskState: TaskScheduling, AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,
 		ReservationID: resID, Metadata: req.Metadata, CreatedAt: now, UpdatedAt: now,
 	}

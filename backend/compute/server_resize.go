@@ -51,7 +51,7 @@ func (s *Service) RebuildServer(ctx context.Context, id string, r ServerRebuild)
 	meta := imageMetaOf(im)
 	next := *srv
 	next.image = meta
-	spec, err := s.instanceSpec(&next)
+	spec, err := s.instanceSpec(ctx, &next)
 	if err != nil {
 		return nil, "", err
 	}
@@ -146,7 +146,7 @@ func (s *Service) ResizeServer(ctx context.Context, id, flavorRef string) error 
 	}
 	next := *srv
 	next.Flavor = newInfo
-	spec, err := s.instanceSpec(&next)
+	spec, err := s.instanceSpec(ctx, &next)
 	if err == nil {
 		_, err = s.runAction(ctx, id, actionSpec{apiName: "resize", policy: "os_compute_api:servers:resize", record: ActionResize,
 			event: "compute_resize_instance", fromVM: []string{VMActive, VMStopped}, task: TaskResizeMigrate, checkLock: true,
@@ -218,7 +218,7 @@ func (s *Service) RevertResize(ctx context.Context, id string) error {
 	}
 	prev := *srv
 	prev.Flavor = *srv.OldFlavor
-	spec, err := s.instanceSpec(&prev)
+	spec, err := s.instanceSpec(ctx, &prev)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 	"regexp"
 	"slices"
 	"strings"
@@ -125,12 +126,16 @@ type Server struct {
 	// AvailabilityZone is the zone of the server's host, or the requested
 	// one before it has a host.
 	AvailabilityZone string
-	Networks         string
-	Hints            SchedulerHints
-	VMState          string
-	TaskState        string
-	PowerState       int
-	HostID           string
+	// Networks is "none", "auto" (nothing attached) or the JSON plan of
+	// the networks and ports it asked for.
+	Networks string
+	// nics are the NICs allocated by the build in progress.
+	nics       []agentapi.NIC
+	Hints      SchedulerHints
+	VMState    string
+	TaskState  string
+	PowerState int
+	HostID     string
 	// Node is the host's hostname (Nova's host and hypervisor_hostname).
 	Node          string
 	VNCPort       int

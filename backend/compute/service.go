@@ -52,6 +52,10 @@ type Config struct {
 	// Images answers image lookups and creates snapshot images; when nil
 	// every imageRef is unknown.
 	Images ImageGetter
+	// Networks creates, binds and releases instances' ports (the network
+	// service). When nil networking is unavailable: "auto" attaches nothing
+	// and explicit networks are refused.
+	Networks NetworkPorts
 	// Now is the clock, time.Now when nil.
 	Now func() time.Time
 	// PublicURL is the cloud's public base URL (http://host:port), used in

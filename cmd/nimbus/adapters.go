@@ -11,7 +11,9 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/hosts"
 	"github.com/nimbus-cloud/nimbus/backend/image"
+	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
+	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/novnc"
 )
 
@@ -125,4 +127,144 @@ func (d vncDialer) DialVNC(ctx context.Context, hostID, uuid string) (io.ReadWri
 		return nil, err
 	}
 	return c.DialVNC(ctx, uuid)
+}
+
+var _ compute.NetworkPorts = computeNetworks{}
+
+// computeNetworks is compute's view of the network service. Lookups and
+// port creation act for the user in ctx; binding (binding:host_id is
+// admin-only in Neutron), unbinding, listing an instance's ports and
+// deleting them act for the control plane, since cleanups run from agent
+// reports and background work that carry no user.
+//
+// serve does not pass it to compute yet: until the network service pushes
+// networks, routers and port security to the agents' data plane, a NIC
+// would name a bridge no host has and every networked boot would fail.
+type computeNetworks struct{ nets *network.Service }
+
+func (a computeNetworks) ListNetworks(ctx context.Context) ([]compute.NetworkInfo, error) {
+	list, _, err := a.nets.ListNetworks(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]compute.NetworkInfo, 0, len(list))
+	for i := range list {
+		out = append(out, computeNetworkInfo(&list[i]))
+	}
+	return out, nil
+}
+
+func (a computeNetworks) GetNetwork(ctx context.Context, id string) (*compute.NetworkInfo, error) {
+	n, err := a.nets.GetNetwork(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	info := computeNetworkInfo(n)
+	return &info, nil
+}
+
+func (a computeNetworks) GetPort(ctx context.Context, id string) (*compute.PortInfo, error) {
+	p, err := a.nets.GetPort(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return a.portInfo(ctx, p), nil
+}
+
+func (a computeNetworks) CreatePort(ctx context.Context, req compute.PortRequest) (*compute.PortInfo, error) {
+	in := network.PortCreate{NetworkID: req.NetworkID, DeviceID: req.DeviceID, DeviceOwner: req.DeviceOwner}
+	if req.FixedIP != "" {
+		in.FixedIPs = []network.FixedIPRequest{{IPAddress: req.FixedIP}}
+	}
+	groups, err := a.securityGroups(ctx, req.SecurityGroups)
+	if err != nil {
+		return nil, err
+	}
+	in.SecurityGroups = groups
+	p, err := a.nets.CreatePort(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return a.portInfo(ctx, p), nil
+}
+
+// securityGroups resolves group names (or IDs) the caller can see to IDs;
+// only "default" (or nothing) is nil, the project's default group.
+func (a computeNetworks) securityGroups(ctx context.Context, names []string) ([]string, error) {
+	onlyDefault := true
+	for _, n := range names {
+		onlyDefault = onlyDefault && n == "default"
+	}
+	if onlyDefault {
+		return nil, nil
+	}
+	list, _, err := a.nets.ListSecurityGroups(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	c, _ := auth.FromContext(ctx)
+	var ids []string
+	for _, n := range names {
+		found := ""
+		for _, g := range list {
+			if g.ID == n || (g.Name == n && (c == nil || g.ProjectID == c.ProjectID)) {
+				found = g.ID
+				break
+			}
+		}
+		if found == "" {
+			return nil, fault.Invalidf("Security group %s not found.", n)
+		}
+		ids = append(ids, found)
+	}
+	return ids, nil
+}
+
+func (a computeNetworks) BindPort(ctx context.Context, portID, deviceID, deviceOwner, hostname string) (*compute.PortInfo, error) {
+	sctx := serviceContext(ctx)
+	p, err := a.nets.UpdatePort(sctx, portID, network.PortUpdate{DeviceID: &deviceID, DeviceOwner: &deviceOwner, BindingHostID: &hostname})
+	if err != nil {
+		return nil, err
+	}
+	return a.portInfo(sctx, p), nil
+}
+
+func (a computeNetworks) UnbindPort(ctx context.Context, portID string) error {
+	empty := ""
+	_, err := a.nets.UpdatePort(serviceContext(ctx), portID, network.PortUpdate{DeviceID: &empty, DeviceOwner: &empty, BindingHostID: &empty})
+	return err
+}
+
+func (a computeNetworks) DevicePorts(ctx context.Context, deviceID string) ([]compute.PortInfo, error) {
+	sctx := serviceContext(ctx)
+	list, _, err := a.nets.ListPorts(sctx, network.ListOptions{Filters: map[string][]string{"device_id": {deviceID}}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]compute.PortInfo, 0, len(list))
+	for i := range list {
+		out = append(out, *a.portInfo(sctx, &list[i]))
+	}
+	return out, nil
+}
+
+func (a computeNetworks) DeletePort(ctx context.Context, portID string) error {
+	return a.nets.DeletePort(serviceContext(ctx), portID)
+}
+
+// portInfo is p with its network's name and MTU (read with the control
+// plane's rights: a port's network may be another project's shared one).
+func (a computeNetworks) portInfo(ctx context.Context, p *network.Port) *compute.PortInfo {
+	info := &compute.PortInfo{ID: p.ID, NetworkID: p.NetworkID, ProjectID: p.ProjectID, DeviceID: p.DeviceID, MAC: p.MACAddress}
+	for _, ip := range p.FixedIPs {
+		info.FixedIPs = append(info.FixedIPs, compute.FixedIP{SubnetID: ip.SubnetID, IP: ip.IPAddress})
+	}
+	if n, err := a.nets.GetNetwork(serviceContext(ctx), p.NetworkID); err == nil {
+		info.NetworkName, info.MTU = n.Name, n.MTU
+	}
+	return info
+}
+
+func computeNetworkInfo(n *network.Network) compute.NetworkInfo {
+	return compute.NetworkInfo{ID: n.ID, Name: n.Name, ProjectID: n.ProjectID, Shared: n.Shared, External: n.External, MTU: n.MTU}
 }
