@@ -55,7 +55,7 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 	}
 	a := &apiHandler{s: s, base: strings.TrimRight(baseURL, "/")}
 	r := chi.NewRouter()
-	r.Use(apiWithRequestID, middleware.StripSlashes, stripProjectID)
+	r.Use(rest.WithRequestID, middleware.StripSlashes, stripProjectID)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed)
 
@@ -76,19 +76,6 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 		})
 	})
 	return r
-}
-
-// apiWithRequestID gives a request an X-Openstack-Request-Id unless the web
-// server already did.
-func apiWithRequestID(next http.Handler) http.Handler {
-	withID := rest.WithRequestID(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rest.RequestID(r.Context()) != "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		withID.ServeHTTP(w, r)
-	})
 }
 
 // projectSegment matches a project ID in the legacy /v2.1/{project_id}/...
@@ -126,22 +113,14 @@ func (a *apiHandler) baseURL(r *http.Request) string {
 	if a.base != "" {
 		return a.base
 	}
-	return requestOrigin(r) + apiMountPath
-}
-
-func requestOrigin(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+	return rest.Origin(r) + apiMountPath
 }
 
 func (a *apiHandler) identityURL(r *http.Request) string {
 	if a.s.cfg.IdentityURL != "" {
 		return a.s.cfg.IdentityURL
 	}
-	return requestOrigin(r) + "/identity"
+	return rest.Origin(r) + "/identity"
 }
 
 // links are Nova's self and bookmark links of a resource.

@@ -50,7 +50,7 @@ type apiHandler struct {
 func NewAPI(s *Service, baseURL string) http.Handler {
 	a := &apiHandler{s: s, base: strings.TrimRight(baseURL, "/")}
 	r := chi.NewRouter()
-	r.Use(apiWithRequestID, middleware.StripSlashes)
+	r.Use(rest.WithRequestID, middleware.StripSlashes)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed)
 
@@ -82,29 +82,12 @@ func apiGetHead(r chi.Router, pattern string, h http.HandlerFunc) {
 	r.Head(pattern, h)
 }
 
-// apiWithRequestID gives a request an X-Openstack-Request-Id unless the web
-// server already did.
-func apiWithRequestID(next http.Handler) http.Handler {
-	withID := rest.WithRequestID(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rest.RequestID(r.Context()) != "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		withID.ServeHTTP(w, r)
-	})
-}
-
 // baseURL is the identity API's public base URL, without a trailing slash.
 func (a *apiHandler) baseURL(r *http.Request) string {
 	if a.base != "" {
 		return a.base
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + apiMountPath
+	return rest.Origin(r) + apiMountPath
 }
 
 // link is the absolute URL of a v3 resource path made of segments.

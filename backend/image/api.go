@@ -76,7 +76,7 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 	}
 	a := &apiHandler{s: s, base: strings.TrimRight(baseURL, "/")}
 	r := chi.NewRouter()
-	r.Use(apiWithRequestID, middleware.StripSlashes)
+	r.Use(rest.WithRequestID, middleware.StripSlashes)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed)
 
@@ -113,33 +113,12 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 	return r
 }
 
-// apiWithRequestID gives a request an X-Openstack-Request-Id unless the web
-// server already did.
-func apiWithRequestID(next http.Handler) http.Handler {
-	withID := rest.WithRequestID(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rest.RequestID(r.Context()) != "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		withID.ServeHTTP(w, r)
-	})
-}
-
 // baseURL is the image API's public base URL, without a trailing slash.
 func (a *apiHandler) baseURL(r *http.Request) string {
 	if a.base != "" {
 		return a.base
 	}
-	return requestOrigin(r) + apiMountPath
-}
-
-func requestOrigin(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+	return rest.Origin(r) + apiMountPath
 }
 
 // identityURL is where a 401 sends clients to authenticate.
@@ -147,7 +126,7 @@ func (a *apiHandler) identityURL(r *http.Request) string {
 	if a.s.cfg.IdentityURL != "" {
 		return strings.TrimRight(a.s.cfg.IdentityURL, "/")
 	}
-	return requestOrigin(r) + "/identity"
+	return rest.Origin(r) + "/identity"
 }
 
 // glanceBody is Glance's fault body as webob renders it for a JSON

@@ -64,7 +64,7 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 	}
 	a := &apiHandler{s: s, base: strings.TrimRight(baseURL, "/")}
 	r := chi.NewRouter()
-	r.Use(apiWithRequestID, middleware.StripSlashes, apiStripJSONSuffix)
+	r.Use(rest.WithRequestID, middleware.StripSlashes, apiStripJSONSuffix)
 	r.NotFound(a.notFound)
 	r.MethodNotAllowed(a.methodNotAllowed)
 
@@ -83,19 +83,6 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 		a.quotaRoutes(r)
 	})
 	return r
-}
-
-// apiWithRequestID gives a request an X-Openstack-Request-Id unless the web
-// server already did.
-func apiWithRequestID(next http.Handler) http.Handler {
-	withID := rest.WithRequestID(next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rest.RequestID(r.Context()) != "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		withID.ServeHTTP(w, r)
-	})
 }
 
 // apiStripJSONSuffix accepts /v2.0/networks.json for /v2.0/networks, as
@@ -124,15 +111,7 @@ func (a *apiHandler) baseURL(r *http.Request) string {
 	if a.base != "" {
 		return a.base
 	}
-	return apiOrigin(r) + apiMountPath
-}
-
-func apiOrigin(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+	return rest.Origin(r) + apiMountPath
 }
 
 // identityURL is where a 401 sends clients to authenticate.
@@ -140,7 +119,7 @@ func (a *apiHandler) identityURL(r *http.Request) string {
 	if a.s.cfg.IdentityURL != "" {
 		return a.s.cfg.IdentityURL
 	}
-	return apiOrigin(r) + "/identity"
+	return rest.Origin(r) + "/identity"
 }
 
 // fail writes err as Neutron's fault body.

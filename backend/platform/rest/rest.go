@@ -89,9 +89,14 @@ const RequestIDHeader = "X-Openstack-Request-Id"
 
 // WithRequestID gives every request an ID (req-<uuid>), puts it in the
 // context and echoes it in the response, so one ID follows a request through
-// every hop.
+// every hop. A request that already has one (an outer router gave it) keeps
+// it, so services may use this whether or not they are mounted behind it.
 func WithRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if RequestID(r.Context()) != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
 		id := NewRequestID()
 		w.Header().Set(RequestIDHeader, id)
 		w.Header().Set("X-Compute-Request-Id", id)
@@ -113,4 +118,14 @@ func NewRequestID() string {
 	b[8] = (b[8] & 0x3f) | 0x80
 	h := hex.EncodeToString(b[:])
 	return fmt.Sprintf("req-%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
+}
+
+// Origin is the scheme and host the client addressed, such as
+// http://127.0.0.1:8080: the base of links when no public URL is configured.
+func Origin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -67,5 +68,31 @@ func TestRequestIDAndFault(t *testing.T) {
 	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"itemNotFound"`) ||
 		rec.Header().Get("Content-Type") != "application/json" {
 		t.Errorf("fault response %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestRequestIDKeptThroughNesting(t *testing.T) {
+	var inner string
+	h := WithRequestID(WithRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner = RequestID(r.Context())
+	})))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if got := rec.Header().Get(RequestIDHeader); got == "" || got != inner {
+		t.Fatalf("nested request IDs: header %q, handler saw %q", got, inner)
+	}
+	if vs := rec.Header().Values(RequestIDHeader); len(vs) != 1 {
+		t.Fatalf("request ID header set %d times", len(vs))
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "http://cloud.example:8080/x", nil)
+	if got := Origin(r); got != "http://cloud.example:8080" {
+		t.Errorf("Origin = %q", got)
+	}
+	r.TLS = &tls.ConnectionState{}
+	if got := Origin(r); got != "https://cloud.example:8080" {
+		t.Errorf("Origin over TLS = %q", got)
 	}
 }
