@@ -7,6 +7,7 @@ package network
 // python-openstackclient, openstacksdk and gophercloud work unchanged.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -283,6 +284,29 @@ func (a *apiHandler) writeOne(w http.ResponseWriter, r *http.Request, status int
 
 // writeList writes a collection; when more follow, <collection>_links has
 // the next page after lastID with the same query.
+// serveList answers a GET on a collection: one service list call, each item
+// rendered, and the page's next link after the last item's key.
+func serveList[T any](a *apiHandler, w http.ResponseWriter, r *http.Request, collection string,
+	list func(context.Context, ListOptions) ([]T, bool, error), render func(*T) map[string]any, key func(*T) string) {
+	o, err := apiListOptions(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	xs, more, err := list(r.Context(), o)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	items := make([]map[string]any, len(xs))
+	last := ""
+	for i := range xs {
+		items[i] = render(&xs[i])
+		last = key(&xs[i])
+	}
+	a.writeList(w, r, collection, items, more, last, o)
+}
+
 func (a *apiHandler) writeList(w http.ResponseWriter, r *http.Request, collection string, items []map[string]any, more bool, lastID string, o ListOptions) {
 	out := make([]any, len(items))
 	for i, m := range items {

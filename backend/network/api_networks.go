@@ -52,23 +52,9 @@ func (a *apiHandler) networkJSON(r *http.Request, n *Network) map[string]any {
 }
 
 func (a *apiHandler) listNetworks(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ns, more, err := a.s.ListNetworks(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, len(ns))
-	last := ""
-	for i := range ns {
-		items[i] = a.networkJSON(r, &ns[i])
-		last = ns[i].ID
-	}
-	a.writeList(w, r, "networks", items, more, last, o)
+	serveList(a, w, r, "networks", a.s.ListNetworks,
+		func(x *Network) map[string]any { return a.networkJSON(r, x) },
+		func(x *Network) string { return x.ID })
 }
 
 func (a *apiHandler) getNetwork(w http.ResponseWriter, r *http.Request) {
@@ -236,23 +222,9 @@ func (b apiBody) hostRoutes() (*[]HostRoute, error) {
 }
 
 func (a *apiHandler) listSubnets(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	sns, more, err := a.s.ListSubnets(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, len(sns))
-	last := ""
-	for i := range sns {
-		items[i] = subnetJSON(&sns[i])
-		last = sns[i].ID
-	}
-	a.writeList(w, r, "subnets", items, more, last, o)
+	serveList(a, w, r, "subnets", a.s.ListSubnets,
+		func(x *Subnet) map[string]any { return subnetJSON(x) },
+		func(x *Subnet) string { return x.ID })
 }
 
 func (a *apiHandler) getSubnet(w http.ResponseWriter, r *http.Request) {

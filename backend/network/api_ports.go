@@ -83,24 +83,10 @@ func (a *apiHandler) showBinding(r *http.Request) bool {
 }
 
 func (a *apiHandler) listPorts(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ps, more, err := a.s.ListPorts(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	binding := a.showBinding(r)
-	items := make([]map[string]any, len(ps))
-	last := ""
-	for i := range ps {
-		items[i] = a.portJSON(r, &ps[i], binding)
-		last = ps[i].ID
-	}
-	a.writeList(w, r, "ports", items, more, last, o)
+	serveList(a, w, r, "ports", a.s.ListPorts,
+		func(x *Port) map[string]any { return a.portJSON(r, x, binding) },
+		func(x *Port) string { return x.ID })
 }
 
 func (a *apiHandler) getPort(w http.ResponseWriter, r *http.Request) {

@@ -144,23 +144,9 @@ func ipAvailabilityJSON(n *NetworkIPAvailability) map[string]any {
 }
 
 func (a *apiHandler) listIPAvailability(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ns, more, err := a.s.ListNetworkIPAvailabilities(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, len(ns))
-	last := ""
-	for i := range ns {
-		items[i] = ipAvailabilityJSON(&ns[i])
-		last = ns[i].NetworkID
-	}
-	a.writeList(w, r, "network_ip_availabilities", items, more, last, o)
+	serveList(a, w, r, "network_ip_availabilities", a.s.ListNetworkIPAvailabilities,
+		func(x *NetworkIPAvailability) map[string]any { return ipAvailabilityJSON(x) },
+		func(x *NetworkIPAvailability) string { return x.NetworkID })
 }
 
 func (a *apiHandler) getIPAvailability(w http.ResponseWriter, r *http.Request) {

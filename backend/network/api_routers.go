@@ -95,23 +95,9 @@ func (b apiBody) gateway() (req *GatewayRequest, set bool, err error) {
 }
 
 func (a *apiHandler) listRouters(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	rs, more, err := a.s.ListRouters(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, len(rs))
-	last := ""
-	for i := range rs {
-		items[i] = routerJSON(&rs[i])
-		last = rs[i].ID
-	}
-	a.writeList(w, r, "routers", items, more, last, o)
+	serveList(a, w, r, "routers", a.s.ListRouters,
+		func(x *Router) map[string]any { return routerJSON(x) },
+		func(x *Router) string { return x.ID })
 }
 
 func (a *apiHandler) getRouter(w http.ResponseWriter, r *http.Request) {
@@ -255,23 +241,9 @@ func floatingIPJSON(f *FloatingIP) map[string]any {
 }
 
 func (a *apiHandler) listFloatingIPs(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	fs, more, err := a.s.ListFloatingIPs(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, len(fs))
-	last := ""
-	for i := range fs {
-		items[i] = floatingIPJSON(&fs[i])
-		last = fs[i].ID
-	}
-	a.writeList(w, r, "floatingips", items, more, last, o)
+	serveList(a, w, r, "floatingips", a.s.ListFloatingIPs,
+		func(x *FloatingIP) map[string]any { return floatingIPJSON(x) },
+		func(x *FloatingIP) string { return x.ID })
 }
 
 func (a *apiHandler) getFloatingIP(w http.ResponseWriter, r *http.Request) {

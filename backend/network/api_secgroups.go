@@ -56,23 +56,9 @@ func securityGroupJSON(g *SecurityGroup) map[string]any {
 }
 
 func (a *apiHandler) listSecurityGroups(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	gs, more, err := a.s.ListSecurityGroups(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, len(gs))
-	last := ""
-	for i := range gs {
-		items[i] = securityGroupJSON(&gs[i])
-		last = gs[i].ID
-	}
-	a.writeList(w, r, "security_groups", items, more, last, o)
+	serveList(a, w, r, "security_groups", a.s.ListSecurityGroups,
+		func(x *SecurityGroup) map[string]any { return securityGroupJSON(x) },
+		func(x *SecurityGroup) string { return x.ID })
 }
 
 func (a *apiHandler) getSecurityGroup(w http.ResponseWriter, r *http.Request) {
@@ -140,23 +126,9 @@ func (a *apiHandler) deleteSecurityGroup(w http.ResponseWriter, r *http.Request)
 }
 
 func (a *apiHandler) listSecurityGroupRules(w http.ResponseWriter, r *http.Request) {
-	o, err := apiListOptions(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	rs, more, err := a.s.ListSecurityGroupRules(r.Context(), o)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	items := make([]map[string]any, len(rs))
-	last := ""
-	for i := range rs {
-		items[i] = ruleJSON(&rs[i])
-		last = rs[i].ID
-	}
-	a.writeList(w, r, "security_group_rules", items, more, last, o)
+	serveList(a, w, r, "security_group_rules", a.s.ListSecurityGroupRules,
+		func(x *SecurityGroupRule) map[string]any { return ruleJSON(x) },
+		func(x *SecurityGroupRule) string { return x.ID })
 }
 
 func (a *apiHandler) getSecurityGroupRule(w http.ResponseWriter, r *http.Request) {
