@@ -146,6 +146,11 @@ func (s *Service) resolveNetworks(ctx context.Context, c *auth.Credentials, req 
 		}
 		switch len(usable) {
 		case 0:
+			// Before 2.37 a request without networks boots without NICs when
+			// the project has none; only an explicit "auto" asks for one.
+			if req.Networks == "" {
+				return NetworksNone, nil
+			}
 			return "", fault.Invalidf("Unable to automatically allocate a network for project %s", c.ProjectID)
 		case 1:
 			return netPlan{Requests: []NetworkRequest{{UUID: usable[0].ID}}, SecurityGroups: req.SecurityGroups}.encode(), nil

@@ -245,6 +245,13 @@ func TestBootAutoNetwork(t *testing.T) {
 	if !strings.Contains(r.faultMsg(), "Unable to automatically allocate a network") {
 		t.Fatalf("message %q", r.faultMsg())
 	}
+	// Before 2.37 a request without networks, in a project with none, boots
+	// without NICs, as Nova's legacy behaviour does.
+	legacy := e.boot(e.alice, "legacy", "1", nil)
+	e.waitStatus(e.alice, legacy, "ACTIVE")
+	if spec, _ := a.Fake.Spec(legacy); len(spec.NICs) != 0 {
+		t.Fatalf("legacy boot without networks has NICs %+v", spec.NICs)
+	}
 	n := e.network(e.alice, "only", "10.1.0.0/24")
 	// Before 2.37 a missing networks is auto.
 	id := e.boot(e.alice, "auto", "1", nil)

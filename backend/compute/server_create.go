@@ -37,8 +37,9 @@ type ServerCreate struct {
 	MinCount         int
 	MaxCount         int
 	ConfigDrive      bool
-	// Networks is NetworksNone, NetworksAuto or "" (as auto); ignored when
-	// NetworkList is non-nil.
+	// Networks is NetworksNone, NetworksAuto or "" (absent, before 2.37:
+	// like auto, but a project without networks boots with none); ignored
+	// when NetworkList is non-nil.
 	Networks string
 	// NetworkList is an explicit networks list ({uuid}, {port},
 	// {uuid, fixed_ip}); empty non-nil is as "none".
@@ -143,9 +144,6 @@ func (s *Service) CreateServers(ctx context.Context, req ServerCreate) (*Created
 		if err != nil || g.ProjectID != c.ProjectID {
 			return nil, fault.Invalidf("Invalid server group %s.", req.Hints.Group)
 		}
-	}
-	if req.Networks == "" {
-		req.Networks = NetworksAuto
 	}
 	networks, err := s.resolveNetworks(ctx, c, req)
 	if err != nil {
