@@ -89,7 +89,16 @@ type Driver struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// destroyed remembers instances this driver destroyed lately, so the
+	// lifecycle events libvirt delivers after their files are gone (stopped,
+	// deleted) still count as ours.
+	mu        sync.Mutex
+	destroyed map[string]time.Time
 }
+
+// destroyedMemory is how long a destroyed instance's late events are kept.
+const destroyedMemory = 2 * time.Minute
 
 var _ agent.Driver = (*Driver)(nil)
 
@@ -374,8 +383,30 @@ func (d *Driver) List(context.Context) ([]agentapi.InstanceState, error) {
 // (two hosts on one machine); each must report only its own domains, or the
 // controller would take the others' for orphans and reap them.
 func (d *Driver) owns(uuid string) bool {
-	_, err := os.Stat(d.paths(uuid).dir)
-	return err == nil
+	if _, err := os.Stat(d.paths(uuid).dir); err == nil {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	at, ok := d.destroyed[uuid]
+	return ok && time.Since(at) < destroyedMemory
+}
+
+// forget records that uuid is being destroyed (see Driver.destroyed) and
+// drops records that have aged out.
+func (d *Driver) forget(uuid string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.destroyed == nil {
+		d.destroyed = map[string]time.Time{}
+	}
+	now := time.Now()
+	for u, at := range d.destroyed {
+		if now.Sub(at) >= destroyedMemory {
+			delete(d.destroyed, u)
+		}
+	}
+	d.destroyed[uuid] = now
 }
 
 // maxConsoleBytes is how much of a console log is read: the tail is what

@@ -222,6 +222,7 @@ func (d *Driver) Destroy(_ context.Context, uuid string) error {
 	default:
 		return err
 	}
+	d.forget(uuid)
 	if err := os.RemoveAll(d.paths(uuid).dir); err != nil {
 		return fault.Wrap(fault.Internal, err, "remove instance files")
 	}
