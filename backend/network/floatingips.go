@@ -59,23 +59,8 @@ func (s *Service) ListFloatingIPs(ctx context.Context, o ListOptions) ([]Floatin
 	if err != nil {
 		return nil, false, err
 	}
-	x := s.st.read(ctx)
-	vis, args := ownedVisibility(s.scopeOf(c))
-	ids, more, err := x.listIDs(fipSpec, vis, args, o)
-	if err != nil {
-		return nil, false, err
-	}
-	fs, err := x.floatingIPs(ids)
-	if err != nil {
-		return nil, false, err
-	}
-	out := fs[:0]
-	for i := range fs {
-		if s.canSeeOwned(c, fs[i].ProjectID, "get_floatingip") {
-			out = append(out, fs[i])
-		}
-	}
-	return out, more, nil
+	return listOwned(s, s.st.read(ctx), c, fipSpec, o, (*q).floatingIPs,
+		func(x *FloatingIP) string { return x.ProjectID }, "get_floatingip")
 }
 
 // CreateFloatingIP allocates an address of an external network's IPv4

@@ -65,23 +65,8 @@ func (s *Service) ListRouters(ctx context.Context, o ListOptions) ([]Router, boo
 	if err != nil {
 		return nil, false, err
 	}
-	x := s.st.read(ctx)
-	vis, args := ownedVisibility(s.scopeOf(c))
-	ids, more, err := x.listIDs(routerSpec, vis, args, o)
-	if err != nil {
-		return nil, false, err
-	}
-	rs, err := x.routers(ids)
-	if err != nil {
-		return nil, false, err
-	}
-	out := rs[:0]
-	for i := range rs {
-		if s.canSeeOwned(c, rs[i].ProjectID, "get_router") {
-			out = append(out, rs[i])
-		}
-	}
-	return out, more, nil
+	return listOwned(s, s.st.read(ctx), c, routerSpec, o, (*q).routers,
+		func(x *Router) string { return x.ProjectID }, "get_router")
 }
 
 // CreateRouter creates a router, with its gateway port (device_owner

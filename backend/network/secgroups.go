@@ -163,23 +163,8 @@ func (s *Service) ListSecurityGroups(ctx context.Context, o ListOptions) ([]Secu
 	if err := s.ensureCallerDefault(ctx, c); err != nil {
 		return nil, false, err
 	}
-	x := s.st.read(ctx)
-	vis, args := ownedVisibility(s.scopeOf(c))
-	ids, more, err := x.listIDs(sgSpec, vis, args, o)
-	if err != nil {
-		return nil, false, err
-	}
-	gs, err := x.securityGroups(ids)
-	if err != nil {
-		return nil, false, err
-	}
-	out := gs[:0]
-	for i := range gs {
-		if s.canSeeOwned(c, gs[i].ProjectID, "get_security_group") {
-			out = append(out, gs[i])
-		}
-	}
-	return out, more, nil
+	return listOwned(s, s.st.read(ctx), c, sgSpec, o, (*q).securityGroups,
+		func(x *SecurityGroup) string { return x.ProjectID }, "get_security_group")
 }
 
 // CreateSecurityGroup creates a security group with Neutron's two default
@@ -386,23 +371,8 @@ func (s *Service) ListSecurityGroupRules(ctx context.Context, o ListOptions) ([]
 	if err := s.ensureCallerDefault(ctx, c); err != nil {
 		return nil, false, err
 	}
-	x := s.st.read(ctx)
-	vis, args := ownedVisibility(s.scopeOf(c))
-	ids, more, err := x.listIDs(ruleSpec, vis, args, o)
-	if err != nil {
-		return nil, false, err
-	}
-	rs, err := x.rules(ids)
-	if err != nil {
-		return nil, false, err
-	}
-	out := rs[:0]
-	for i := range rs {
-		if s.canSeeOwned(c, rs[i].ProjectID, "get_security_group_rule") {
-			out = append(out, rs[i])
-		}
-	}
-	return out, more, nil
+	return listOwned(s, s.st.read(ctx), c, ruleSpec, o, (*q).rules,
+		func(x *SecurityGroupRule) string { return x.ProjectID }, "get_security_group_rule")
 }
 
 // CreateSecurityGroupRule adds a rule to a group of the caller's project.

@@ -497,3 +497,26 @@ func resolveProject(c *auth.Credentials, requested string) (string, error) {
 	}
 	return c.ProjectID, nil
 }
+
+// listOwned pages a kind of project-owned object: the caller's own (every
+// project's for an admin) matching o, loaded, and each re-checked against
+// its get rule, so a policy override narrows lists as it narrows shows.
+func listOwned[T any](s *Service, x *q, c *auth.Credentials, spec *listSpec, o ListOptions,
+	load func(*q, []string) ([]T, error), project func(*T) string, getAction string) ([]T, bool, error) {
+	vis, args := ownedVisibility(s.scopeOf(c))
+	ids, more, err := x.listIDs(spec, vis, args, o)
+	if err != nil {
+		return nil, false, err
+	}
+	items, err := load(x, ids)
+	if err != nil {
+		return nil, false, err
+	}
+	out := items[:0]
+	for i := range items {
+		if s.canSeeOwned(c, project(&items[i]), getAction) {
+			out = append(out, items[i])
+		}
+	}
+	return out, more, nil
+}
