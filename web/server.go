@@ -30,6 +30,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/identity"
 	"github.com/nimbus-cloud/nimbus/backend/image"
+	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/rest"
 	"github.com/nimbus-cloud/nimbus/static"
@@ -56,6 +57,10 @@ type Config struct {
 	// Images serves the image pages (and the image choices of the launch
 	// dialog); when nil those pages are absent.
 	Images *image.Service
+	// Network serves the network, router, security group and floating IP
+	// pages (and the network choices of the launch dialog); when nil those
+	// pages are absent.
+	Network *network.Service
 	// SessionCleanupInterval is how often expired sessions are deleted; 5
 	// minutes when zero.
 	SessionCleanupInterval time.Duration
@@ -75,6 +80,7 @@ type Server struct {
 	id      *identity.Service
 	comp    *compute.Service
 	imgs    *image.Service
+	nets    *network.Service
 	sm      *scs.SessionManager
 	store   *sessionStore
 	log     *slog.Logger
@@ -111,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		id:     cfg.Identity,
 		comp:   cfg.Compute,
 		imgs:   cfg.Images,
+		nets:   cfg.Network,
 		store:  newSessionStore(cfg.DB, log),
 		log:    log,
 		secure: cfg.Secure,

@@ -186,6 +186,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		Identity: ids,
 		Compute:  comp,
 		Images:   imgs,
+		Network:  nets,
 		DB:       database,
 		APIs: []web.Mount{
 			{Prefix: "/identity", Handler: identity.NewAPI(ids, publicURL+"/identity")},
