@@ -500,6 +500,9 @@ func addressesView(nets []AddressNetwork, full bool) map[string]any {
 			m := map[string]any{"version": ad.Version, "addr": ad.Addr}
 			if full {
 				m["OS-EXT-IPS:type"] = "fixed"
+				if ad.Floating {
+					m["OS-EXT-IPS:type"] = "floating"
+				}
 				m["OS-EXT-IPS-MAC:mac_addr"] = ad.MAC
 			}
 			list = append(list, m)

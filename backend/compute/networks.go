@@ -66,6 +66,8 @@ type PortInfo struct {
 	FixedIPs    []FixedIP
 	MTU         int
 	NetworkName string
+	// FloatingIPs are the floating addresses associated with the port.
+	FloatingIPs []string
 }
 
 // PortRequest asks for a new port on NetworkID for an instance. FixedIP,
@@ -348,6 +350,8 @@ type Address struct {
 	Version int
 	Addr    string
 	MAC     string
+	// Floating marks a floating IP (OS-EXT-IPS:type "floating").
+	Floating bool
 }
 
 // AddressNetwork is the addresses of a server on one network.
@@ -385,6 +389,9 @@ func (s *Service) ServerAddresses(ctx context.Context, srv *Server) ([]AddressNe
 				v = 6
 			}
 			out[i].Addresses = append(out[i].Addresses, Address{Version: v, Addr: ip.IP, MAC: p.MAC})
+		}
+		for _, f := range p.FloatingIPs {
+			out[i].Addresses = append(out[i].Addresses, Address{Version: 4, Addr: f, MAC: p.MAC, Floating: true})
 		}
 	}
 	return out, nil

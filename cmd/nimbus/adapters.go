@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/nimbus-cloud/nimbus/backend/compute"
@@ -137,10 +138,13 @@ var _ compute.NetworkPorts = computeNetworks{}
 // deleting them act for the control plane, since cleanups run from agent
 // reports and background work that carry no user.
 //
-// serve does not pass it to compute yet: until the network service pushes
-// networks, routers and port security to the agents' data plane, a NIC
-// would name a bridge no host has and every networked boot would fail.
-type computeNetworks struct{ nets *network.Service }
+// wire, when set, puts a bound port's network and security on its host
+// before BindPort returns, so the guest compute boots next finds its
+// bridge and never runs unprotected.
+type computeNetworks struct {
+	nets *network.Service
+	wire func(ctx context.Context, portID string) error
+}
 
 func (a computeNetworks) ListNetworks(ctx context.Context) ([]compute.NetworkInfo, error) {
 	list, _, err := a.nets.ListNetworks(ctx, network.ListOptions{})
@@ -226,6 +230,11 @@ func (a computeNetworks) BindPort(ctx context.Context, portID, deviceID, deviceO
 	if err != nil {
 		return nil, err
 	}
+	if a.wire != nil {
+		if err := a.wire(sctx, portID); err != nil {
+			return nil, fmt.Errorf("wire port %s on %s: %w", portID, hostname, err)
+		}
+	}
 	return a.portInfo(sctx, p), nil
 }
 
@@ -259,8 +268,14 @@ func (a computeNetworks) portInfo(ctx context.Context, p *network.Port) *compute
 	for _, ip := range p.FixedIPs {
 		info.FixedIPs = append(info.FixedIPs, compute.FixedIP{SubnetID: ip.SubnetID, IP: ip.IPAddress})
 	}
-	if n, err := a.nets.GetNetwork(serviceContext(ctx), p.NetworkID); err == nil {
+	sctx := serviceContext(ctx)
+	if n, err := a.nets.GetNetwork(sctx, p.NetworkID); err == nil {
 		info.NetworkName, info.MTU = n.Name, n.MTU
+	}
+	if fips, _, err := a.nets.ListFloatingIPs(sctx, network.ListOptions{Filters: map[string][]string{"port_id": {p.ID}}}); err == nil {
+		for _, f := range fips {
+			info.FloatingIPs = append(info.FloatingIPs, f.FloatingIPAddress)
+		}
 	}
 	return info
 }

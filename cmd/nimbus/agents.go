@@ -37,6 +37,8 @@ type agentOptions struct {
 	virtType      string
 	socket        string
 	probeImage    string
+	// network is the host's data plane; nil serves no network calls.
+	network agent.NetworkPlane
 }
 
 // runAgent runs one node agent until ctx ends. ready, when set, is called
@@ -68,6 +70,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger, ready func(
 		AdvertiseURL:  o.advertiseURL,
 		StateDir:      o.stateDir,
 		Driver:        drv,
+		Network:       o.network,
 		Logger:        log,
 		OnReady:       ready,
 	})
@@ -82,6 +85,7 @@ type localAgents struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	err    error
+	plane  interface{ Close() error }
 }
 
 // startLocalAgents starts n agents joined to the controller at publicURL and
@@ -91,8 +95,14 @@ func startLocalAgents(ctx context.Context, cfg *config, publicURL, joinToken str
 	if err != nil || host == "" {
 		host = "localhost"
 	}
+	// The agents share this machine's kernel, so they share one data plane.
+	plane, err := newLocalPlane(ctx, filepath.Join(cfg.dataDir, "net"), log.With("component", "netplane"))
+	if err != nil {
+		return nil, fmt.Errorf("network data plane (needs root, iproute2, iptables, dnsmasq): %w", err)
+	}
+	shared := newSharedPlane(plane)
 	actx, cancel := context.WithCancel(ctx)
-	la := &localAgents{cancel: cancel}
+	la := &localAgents{cancel: cancel, plane: plane}
 	readyc := make(chan string, cfg.agents)
 	errc := make(chan error, cfg.agents)
 	for i := 1; i <= cfg.agents; i++ {
@@ -110,6 +120,7 @@ func startLocalAgents(ctx context.Context, cfg *config, publicURL, joinToken str
 			o.hostname = host + "-" + strconv.Itoa(i)
 			o.stateDir = filepath.Join(cfg.dataDir, "agent-"+strconv.Itoa(i))
 		}
+		o.network = shared.For(o.hostname)
 		alog := log.With("agent", o.hostname)
 		la.wg.Add(1)
 		go func() {
@@ -149,6 +160,9 @@ func startLocalAgents(ctx context.Context, cfg *config, publicURL, joinToken str
 func (la *localAgents) stop() {
 	la.cancel()
 	la.wg.Wait()
+	if la.plane != nil {
+		la.plane.Close()
+	}
 }
 
 // agentCommand runs `nimbus agent`: a node agent on a hypervisor host,
@@ -174,6 +188,7 @@ func agentCommand(ctx context.Context, args []string, getenv func(string) string
 	fs.StringVar(&o.virtType, "virt-type", env("VIRT_TYPE", "auto"), "auto, kvm or qemu (TCG); auto probes KVM once (NIMBUS_VIRT_TYPE)")
 	fs.StringVar(&o.socket, "libvirt-socket", env("LIBVIRT_SOCKET", libvirt.DefaultSocket), "libvirtd's unix socket")
 	fs.StringVar(&o.probeImage, "probe-image", env("PROBE_IMAGE", ""), "bootable image the KVM probe boots (the tiny image)")
+	withNetwork := fs.Bool("network", env("NETWORK", "true") == "true", "run this host's network data plane: bridges, DHCP, routers, security groups (NIMBUS_NETWORK)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -193,6 +208,14 @@ func agentCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	o.controllerURL = strings.TrimRight(o.controllerURL, "/")
+	if *withNetwork {
+		plane, err := newLocalPlane(ctx, filepath.Join(o.stateDir, "net"), log.With("component", "netplane"))
+		if err != nil {
+			return fmt.Errorf("network data plane (needs root, iproute2, iptables, dnsmasq; --network=false runs without): %w", err)
+		}
+		defer plane.Close()
+		o.network = plane
+	}
 	return runAgent(ctx, o, log, func(id, url string) { log.Info("agent joined", "id", id, "url", url) })
 }
 

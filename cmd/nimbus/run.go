@@ -17,6 +17,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/identity"
 	"github.com/nimbus-cloud/nimbus/backend/image"
 	"github.com/nimbus-cloud/nimbus/backend/network"
+	"github.com/nimbus-cloud/nimbus/backend/network/dataplane"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 	"github.com/nimbus-cloud/nimbus/migrations"
@@ -144,8 +145,44 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		return fmt.Errorf("start host registry: %w", err)
 	}
 	reg.SetImageSource(agentImages{imgs})
-	comp, err := compute.New(ctx, database, compute.Config{
+	// The network service tells the data plane syncer of every change; the
+	// syncer pushes networks, routers and port security to the agents and
+	// resyncs a host when it joins or comes back.
+	var comp *compute.Service
+	dp := dataplane.New(dataplane.Config{
+		Hosts:          reg,
+		ExternalBridge: externalBridge,
+		DeviceName: func(ctx context.Context, id string) string {
+			if comp == nil {
+				return ""
+			}
+			if srv, err := comp.GetServer(serviceContext(ctx), id); err == nil {
+				return srv.Name
+			}
+			return ""
+		},
+		Logger: log,
+	})
+	defer dp.Close()
+	nets, err := network.New(ctx, database, network.Config{
 		Policy:      pol,
+		Tokens:      ids,
+		IdentityURL: publicURL + "/identity",
+		Notifier:    dp,
+	})
+	if err != nil {
+		return fmt.Errorf("start network service: %w", err)
+	}
+	dp.SetNetworks(nets)
+	reg.Subscribe(dp)
+	if cfg.agents > 0 {
+		if err := ensurePublicNetwork(ctx, nets, boot.AdminProject, cfg.dataDir, log); err != nil {
+			return err
+		}
+	}
+	comp, err = compute.New(ctx, database, compute.Config{
+		Policy:      pol,
+		Networks:    computeNetworks{nets: nets, wire: dp.WirePort},
 		Hosts:       reg,
 		Tokens:      ids,
 		IdentityURL: publicURL + "/identity",
@@ -157,16 +194,9 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		return fmt.Errorf("start compute: %w", err)
 	}
 	defer comp.Close()
+	reg.SetMetadataSource(metadataSource{nets: nets, comp: comp})
 	if err := comp.EnsureDefaultFlavors(svc); err != nil {
 		return fmt.Errorf("default flavors: %w", err)
-	}
-	nets, err := network.New(ctx, database, network.Config{
-		Policy:      pol,
-		Tokens:      ids,
-		IdentityURL: publicURL + "/identity",
-	})
-	if err != nil {
-		return fmt.Errorf("start network service: %w", err)
 	}
 	console := novnc.New(novnc.Config{
 		Tokens:         consoleTokens{comp},

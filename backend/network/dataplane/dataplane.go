@@ -522,3 +522,24 @@ func (s *Syncer) Events(context.Context, hosts.Host, []agentapi.Event) error { r
 
 // Operation is part of hosts.Listener; the Syncer ignores operations.
 func (s *Syncer) Operation(context.Context, hosts.Host, agentapi.Operation) error { return nil }
+
+// WirePort puts an instance port's network on the host the port is bound
+// to and applies the port's security there, before returning. Compute
+// calls it between binding a port and booting the guest: libvirt refuses
+// a NIC whose bridge does not exist yet, and a guest must never run a
+// moment without its security rules. The queued pushes its changes also
+// made run as well; both converge to the same state.
+func (s *Syncer) WirePort(ctx context.Context, portID string) error {
+	if s.net() == nil {
+		return fault.New(fault.Internal, "The network data plane has no network service.")
+	}
+	sys := s.sysCtx(ctx)
+	plan, err := s.net().PortPlan(sys, portID)
+	if err != nil {
+		return err
+	}
+	if err := s.syncNetwork(sys, plan.Port.NetworkID); err != nil {
+		return err
+	}
+	return s.syncPort(sys, portID, nil, false)
+}

@@ -453,3 +453,34 @@ func TestSyncerResyncsJoiningHost(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestWirePort: the port's network and security are on its host when
+// WirePort returns, without waiting for the queued (debounced) pushes.
+func TestWirePort(t *testing.T) {
+	e := newEnv(t)
+	netPlane, computePlane := newPlane(), newPlane()
+	e.startAgent(t, "a-netnode", netPlane)
+	e.startAgent(t, "compute-b", computePlane)
+	member := as("p1", "member", "reader")
+	n, err := e.svc.CreateNetwork(member, network.NetworkCreate{Name: "private"})
+	ok(t, err)
+	_, err = e.svc.CreateSubnet(member, network.SubnetCreate{NetworkID: n.ID, CIDR: "10.0.0.0/24"})
+	ok(t, err)
+	p, err := e.svc.CreatePort(member, network.PortCreate{NetworkID: n.ID, DeviceID: "vm-1", DeviceOwner: "compute:nova"})
+	ok(t, err)
+	_, err = e.svc.UpdatePort(e.admin, p.ID, network.PortUpdate{BindingHostID: ptr("compute-b")})
+	ok(t, err)
+	if _, found := computePlane.network(n.ID); found {
+		t.Fatal("pushed before the debounce: the test proves nothing")
+	}
+	ok(t, e.sync.WirePort(context.Background(), p.ID))
+	if _, found := computePlane.network(n.ID); !found {
+		t.Fatal("the bound host has no network after WirePort")
+	}
+	if ps, found := computePlane.port(p.ID); !found || ps.TapName != dataplane.TapName(p.ID) {
+		t.Fatalf("port security after WirePort: %+v, %v", ps, found)
+	}
+	if err := e.sync.WirePort(context.Background(), "no-such-port"); fault.KindOf(err) != fault.NotFound {
+		t.Fatalf("unknown port: %v", err)
+	}
+}
