@@ -205,6 +205,9 @@ func Run(ctx context.Context, cfg Config) error {
 	a.wg.Add(2)
 	go a.heartbeatLoop()
 	go a.forwardEvents()
+	if mp, ok := cfg.Network.(MetadataPlane); ok {
+		mp.ServeMetadata(metadataFetcher{a.ctl})
+	}
 	if cfg.OnReady != nil {
 		cfg.OnReady(a.ctl.credential().AgentID, a.url)
 	}

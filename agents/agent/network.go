@@ -23,6 +23,25 @@ type NetworkPlane interface {
 	DeletePortSecurity(ctx context.Context, portID string) error
 }
 
+// MetadataPlane is a NetworkPlane that runs metadata proxies (as
+// agents/netplane does, in router namespaces). Once the agent has its
+// credential it hands the plane a fetcher that asks the controller, over
+// the signed agent API, for the metadata of the guest behind an address.
+type MetadataPlane interface {
+	ServeMetadata(f agentapi.MetadataFetcher)
+}
+
+// metadataFetcher asks the controller for metadata on the agent's behalf.
+type metadataFetcher struct{ ctl *controller }
+
+func (m metadataFetcher) FetchMetadata(ctx context.Context, req agentapi.MetadataRequest) (*agentapi.MetadataResponse, error) {
+	var out agentapi.MetadataResponse
+	if err := m.ctl.call(ctx, http.MethodPost, agentapi.PathMetadata, "", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // maxNetBody bounds a network call's body: a network's DHCP hosts or a
 // port's expanded remote-group rules can outgrow maxSmallBody. rest.Decode
 // refuses more than this anyway.

@@ -1,5 +1,7 @@
 package agentapi
 
+import "context"
+
 // Network data-plane paths, served by each agent for the control plane.
 // Every call is a PUT of the whole desired state (idempotent) or a DELETE.
 const (
@@ -163,4 +165,31 @@ type SecurityRule struct {
 	PortRangeMin   *int   `json:"port_range_min,omitempty"`
 	PortRangeMax   *int   `json:"port_range_max,omitempty"`
 	RemoteIPPrefix string `json:"remote_ip_prefix,omitempty"`
+}
+
+// PathMetadata is where an agent's metadata proxy asks the controller for
+// a guest's metadata (POST MetadataRequest → MetadataResponse).
+const PathMetadata = "/agents/v1/metadata"
+
+// MetadataRequest is a guest's metadata request as the proxy in a router
+// (or DHCP) namespace saw it: which router or network it came through, the
+// guest's source address and the path it asked for.
+type MetadataRequest struct {
+	RouterID  string `json:"router_id,omitempty"`
+	NetworkID string `json:"network_id,omitempty"`
+	RemoteIP  string `json:"remote_ip"`
+	Path      string `json:"path"`
+}
+
+// MetadataResponse is the document to give the guest.
+type MetadataResponse struct {
+	ContentType string `json:"content_type"`
+	Body        []byte `json:"body"`
+}
+
+// MetadataFetcher asks the controller for metadata; the agent gives one to
+// a data plane that runs metadata proxies. Errors are *fault.Error
+// (NotFound for an address no instance owns or an unknown path).
+type MetadataFetcher interface {
+	FetchMetadata(ctx context.Context, req MetadataRequest) (*MetadataResponse, error)
 }

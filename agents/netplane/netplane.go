@@ -13,11 +13,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 )
 
 // Config configures a Plane.
@@ -49,6 +52,12 @@ type Plane struct {
 
 	mu       sync.Mutex
 	lockFile *os.File
+
+	// mdMu guards the metadata fetcher and the proxies, by router ID; it
+	// is taken inside mu, never the other way round.
+	mdMu    sync.Mutex
+	fetcher agentapi.MetadataFetcher
+	proxies map[string]*http.Server
 	// host is the iptables of the host's namespace (filter: security
 	// groups, the external bridge's fence).
 	host iptables

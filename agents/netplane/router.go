@@ -126,6 +126,7 @@ func routerRules(spec agentapi.RouterSpec) map[string][]rule {
 	}
 	out[chainL3Snat] = []rule{r("-j", chainL3FloatSnat)}
 	out[chainPostBottom] = []rule{r("-j", chainL3Snat)}
+	out[chainL3Pre] = []rule{metadataRedirect()}
 	if spec.Gateway == nil {
 		return out
 	}
@@ -208,6 +209,9 @@ func (p *Plane) ApplyRouter(ctx context.Context, spec agentapi.RouterSpec) error
 	}
 	if err := syncRouterRules(p.inNS(ns), spec); err != nil {
 		return fmt.Errorf("nat rules of %s: %w", ns, err)
+	}
+	if err := p.ensureMetadataProxy(spec.ID); err != nil {
+		return err
 	}
 	rev.Success()
 	return nil
@@ -356,6 +360,7 @@ func (p *Plane) DeleteRouter(ctx context.Context, id string) error {
 }
 
 func (p *Plane) deleteRouter(ctx context.Context, id string) error {
+	p.stopMetadataProxy(id)
 	ns := routerNS(id)
 	if !nsExists(ns) {
 		return nil

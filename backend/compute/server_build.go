@@ -294,8 +294,22 @@ func (s *Service) instanceSpec(ctx context.Context, srv *Server) (agentapi.Insta
 	return spec, nil
 }
 
-// configDrive builds the files of an OpenStack config drive for srv.
+// configDrive builds the files of an OpenStack config drive for srv: the
+// same files the metadata service serves under /openstack/latest/.
 func configDrive(srv *Server, nics []agentapi.NIC) (*agentapi.ConfigDrive, error) {
+	files, err := openstackFiles(srv, nics)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(files))
+	for name, b := range files {
+		out["openstack/latest/"+name] = b
+	}
+	return &agentapi.ConfigDrive{Files: out}, nil
+}
+
+// openstackFiles are the OpenStack-format metadata files of srv, by name.
+func openstackFiles(srv *Server, nics []agentapi.NIC) (map[string][]byte, error) {
 	type key struct {
 		Name string `json:"name"`
 		Type string `json:"type"`
@@ -311,19 +325,19 @@ func configDrive(srv *Server, nics []agentapi.NIC) (*agentapi.ConfigDrive, error
 		md["keys"] = []key{{Name: srv.KeyName, Type: KeypairSSH, Data: srv.KeyData}}
 	}
 	files := map[string][]byte{
-		"openstack/latest/meta_data.json":    []byte(toJSON(md)),
-		"openstack/latest/network_data.json": networkData(nics),
-		"openstack/latest/vendor_data.json":  []byte(`{}`),
-		"openstack/latest/vendor_data2.json": []byte(`{}`),
+		"meta_data.json":    []byte(toJSON(md)),
+		"network_data.json": networkData(nics),
+		"vendor_data.json":  []byte(`{}`),
+		"vendor_data2.json": []byte(`{}`),
 	}
 	if srv.UserData != "" {
 		ud, err := base64.StdEncoding.DecodeString(srv.UserData)
 		if err != nil {
 			return nil, fmt.Errorf("decode user data: %w", err)
 		}
-		files["openstack/latest/user_data"] = ud
+		files["user_data"] = ud
 	}
-	return &agentapi.ConfigDrive{Files: files}, nil
+	return files, nil
 }
 
 // agentClient is the part of the hosts registry's client compute calls.

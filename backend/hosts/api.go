@@ -28,6 +28,7 @@ const (
 	maxHeartbeatBody = 8 << 20
 	maxEventsBody    = 4 << 20
 	maxOpBody        = 1 << 20
+	maxMetadataBody  = 64 << 10
 )
 
 // Handler is the controller side of the agent API, to be mounted at
@@ -42,6 +43,7 @@ func (r *Registry) Handler() http.Handler {
 	m.Post(strings.TrimPrefix(agentapi.PathOperations, "/agents")+"{id}", r.handleOperation)
 	m.Get(strings.TrimPrefix(agentapi.PathImages, "/agents")+"{id}/file", r.handleImageGet)
 	m.Put(strings.TrimPrefix(agentapi.PathImages, "/agents")+"{id}/file", r.handleImagePut)
+	m.Post(strings.TrimPrefix(agentapi.PathMetadata, "/agents"), r.handleMetadata)
 	m.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, fault.NotFoundf("No such agent API path."))
 	})
@@ -235,6 +237,37 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.deliver(w, req, "events", func(l Listener) error { return l.Events(req.Context(), *host, evs.Events) })
+}
+
+// handleMetadata answers an agent's metadata proxy. Only a signed agent
+// may ask: the guest's address is what identifies the instance, so the
+// proxy's word on where a request came from must be a host's.
+func (r *Registry) handleMetadata(w http.ResponseWriter, req *http.Request) {
+	host, err := r.authenticate(req, maxMetadataBody, false)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var mr agentapi.MetadataRequest
+	if err := rest.Decode(req, &mr, false); err != nil {
+		writeError(w, err)
+		return
+	}
+	if (mr.RouterID == "") == (mr.NetworkID == "") || mr.RemoteIP == "" {
+		writeError(w, fault.Invalidf("A metadata request names a router or a network, and the guest's address."))
+		return
+	}
+	src := r.metadataSource()
+	if src == nil {
+		writeError(w, fault.New(fault.Unavailable, "The metadata service is not configured."))
+		return
+	}
+	out, err := src.Metadata(req.Context(), *host, mr)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	rest.JSON(w, http.StatusOK, out)
 }
 
 func (r *Registry) handleOperation(w http.ResponseWriter, req *http.Request) {

@@ -114,6 +114,7 @@ type Registry struct {
 	mu        sync.RWMutex
 	listeners []Listener
 	images    ImageSource
+	metadata  MetadataSource
 }
 
 // New returns a registry over d, whose migrations must have been applied.
@@ -177,6 +178,27 @@ func (r *Registry) Subscribe(l Listener) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.listeners = append(r.listeners, l)
+}
+
+// MetadataSource answers the metadata proxies of the agents: it finds the
+// instance behind a guest's address on a router or network and returns
+// the document asked for.
+type MetadataSource interface {
+	Metadata(ctx context.Context, host Host, req agentapi.MetadataRequest) (*agentapi.MetadataResponse, error)
+}
+
+// SetMetadataSource sets what answers the agents' metadata proxies; until
+// it is set they get Unavailable.
+func (r *Registry) SetMetadataSource(s MetadataSource) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metadata = s
+}
+
+func (r *Registry) metadataSource() MetadataSource {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.metadata
 }
 
 // SetImageSource sets the image store agents fetch from and upload to.
