@@ -82,6 +82,7 @@ func NewAPI(s *Service, baseURL string) http.Handler {
 		a.floatingIPRoutes(r)
 		a.securityGroupRoutes(r)
 		a.quotaRoutes(r)
+		a.agentRoutes(r)
 	})
 	return r
 }

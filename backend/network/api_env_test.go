@@ -40,7 +40,7 @@ type apiEnv struct {
 	roles    map[string]string
 }
 
-func newAPIEnv(t testing.TB) *apiEnv {
+func newAPIEnv(t testing.TB, tweak ...func(*network.Config)) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(t.TempDir() + "/nimbus.db")
@@ -72,7 +72,11 @@ func newAPIEnv(t testing.TB) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := network.New(ctx, d, network.Config{Policy: pol, Tokens: ids, IdentityURL: srv.URL + "/identity"})
+	cfg := network.Config{Policy: pol, Tokens: ids, IdentityURL: srv.URL + "/identity"}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	ns, err := network.New(ctx, d, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,6 +134,7 @@ func PolicyRules() []policy.Rule {
 		r("get_quota", ruleReader, "Show a project's quotas."),
 		r("update_quota", ruleAdmin, "Change a project's quotas."),
 		r("delete_quota", ruleAdmin, "Reset a project's quotas to the defaults."),
+		r("get_agent", ruleAdmin, "List and show the hosts' network agents."),
 		r("get_network_ip_availability", ruleAdmin, "Show networks' IP availability."),
 	)
 	return rules

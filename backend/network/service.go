@@ -341,6 +341,8 @@ type Config struct {
 	DefaultQuotas map[string]int
 	// MaxRoutes bounds a router's extra routes: 30 when zero.
 	MaxRoutes int
+	// Agents reports the hosts' agents for /v2.0/agents; nil lists none.
+	Agents AgentSource
 }
 
 // Service is the network service. It is safe for concurrent use.

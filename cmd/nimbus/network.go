@@ -10,13 +10,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/nimbus-cloud/nimbus/agents/agent"
 	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 	"github.com/nimbus-cloud/nimbus/agents/netplane"
 	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/hosts"
 	"github.com/nimbus-cloud/nimbus/backend/network"
+	"github.com/nimbus-cloud/nimbus/backend/network/dataplane"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -224,4 +227,43 @@ func (m metadataSource) Metadata(ctx context.Context, _ hosts.Host, req agentapi
 		return &agentapi.MetadataResponse{ContentType: ans.ContentType, Body: ans.Body}, nil
 	}
 	return nil, fault.NotFoundf("No instance is at this address.")
+}
+
+// networkAgents reports, for /v2.0/agents, what each host's node agent
+// does as Neutron would name it: every host runs the Linux bridge agent;
+// the network host also the DHCP, L3 and metadata agents.
+type agentRole struct{ typ, binary, topic string }
+
+type networkAgents struct {
+	reg *hosts.Registry
+	dp  *dataplane.Syncer
+}
+
+func (n networkAgents) NetworkAgents(ctx context.Context) ([]network.Agent, error) {
+	list, err := n.reg.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nh, _ := n.dp.NetworkHostID(ctx)
+	now, down := time.Now(), n.reg.DownAfter()
+	var out []network.Agent
+	for _, h := range list {
+		roles := []agentRole{{"Linux bridge agent", "neutron-linuxbridge-agent", "N/A"}}
+		if h.ID == nh {
+			roles = append(roles, agentRole{"DHCP agent", "neutron-dhcp-agent", "dhcp_agent"},
+				agentRole{"L3 agent", "neutron-l3-agent", "l3_agent"},
+				agentRole{"Metadata agent", "neutron-metadata-agent", "N/A"})
+		}
+		for _, r := range roles {
+			out = append(out, network.Agent{
+				// Stable per host and role, so the ID survives restarts.
+				ID:        uuid.NewSHA1(uuid.NameSpaceOID, []byte(h.ID+"/"+r.binary)).String(),
+				AgentType: r.typ, Binary: r.binary, Topic: r.topic, Host: h.Hostname,
+				AvailabilityZone: "nova", Alive: h.Up(now, down), AdminStateUp: !h.Disabled,
+				CreatedAt: h.CreatedAt, StartedAt: h.CreatedAt, HeartbeatAt: h.LastHeartbeat,
+				Configurations: map[string]any{"bridge_mappings": map[string]any{"public": externalBridge}},
+			})
+		}
+	}
+	return out, nil
 }

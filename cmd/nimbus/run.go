@@ -169,6 +169,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		Tokens:      ids,
 		IdentityURL: publicURL + "/identity",
 		Notifier:    dp,
+		Agents:      networkAgents{reg: reg, dp: dp},
 	})
 	if err != nil {
 		return fmt.Errorf("start network service: %w", err)

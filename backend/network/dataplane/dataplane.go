@@ -543,3 +543,7 @@ func (s *Syncer) WirePort(ctx context.Context, portID string) error {
 	}
 	return s.syncPort(sys, portID, nil, false)
 }
+
+// NetworkHostID is the host that runs routers, DHCP servers and metadata
+// proxies now. Faults: Unavailable when no host is up.
+func (s *Syncer) NetworkHostID(ctx context.Context) (string, error) { return s.networkHost(ctx) }
