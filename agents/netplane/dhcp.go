@@ -20,6 +20,11 @@ import (
 // dhcpLeaseSeconds is the lease time dnsmasq hands out (neutron's default).
 const dhcpLeaseSeconds = 86400
 
+// dnsDomain is the domain of instances' DNS names, <hostname>.openstacklocal,
+// as neutron's default dns_domain; dnsmasq answers for them on the DHCP
+// port and hands the domain out with the lease.
+const dnsDomain = "openstacklocal"
+
 // dhcpConfig is one network's dnsmasq, built from a validated spec: the
 // command line, the two files it re-reads on SIGHUP, and the addresses of
 // the DHCP port in the namespace.
@@ -65,6 +70,7 @@ func buildDHCP(stateDir string, spec agentapi.NetworkSpec) *dhcpConfig {
 		"--dhcp-hostsfile=" + c.hostsFile(),
 		"--dhcp-optsfile=" + c.optsFile(),
 		"--leasefile-ro",
+		"--domain=" + dnsDomain,
 	}
 	var opts bytes.Buffer
 	var enabled []netip.Prefix

@@ -46,6 +46,7 @@ func TestBuildDHCP(t *testing.T) {
 		"--dhcp-hostsfile=" + dir + "/host",
 		"--dhcp-optsfile=" + dir + "/opts",
 		"--leasefile-ro",
+		"--domain=openstacklocal",
 		"--dhcp-range=set:subnet-50505050-0000-0000-0000-000000000001,10.0.0.0,static,255.255.255.0,86400s",
 		"--dhcp-range=set:subnet-50505050-0000-0000-0000-000000000002,10.1.0.0,static,255.255.0.0,86400s",
 		"--dhcp-lease-max=16",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/nimbus-cloud/nimbus/agents/netplane"
 	"github.com/nimbus-cloud/nimbus/backend/image/tinyimage"
 )
 
@@ -157,6 +159,12 @@ func TestUpIntegrationNetworking(t *testing.T) {
 			_ = exec.Command("virsh", "-c", "qemu:///system", "undefine", "--managed-save", "--nvram", name).Run()
 		}
 	})
+	// The data plane outlives the cloud by design (guests keep their
+	// network across restarts), so a failed step would leave namespaces,
+	// bridges and rules that break the next run: after the cloud stopped,
+	// remove whatever belongs to the networks, routers and ports it had.
+	var owned []string
+	t.Cleanup(func() { removeDataPlane(t, dataDir, owned) })
 	base, logs := upStart(t, dataDir, "--virt-type", "qemu", "--agents", "1")
 	adminPass := readOpenrc(t, dataDir)["OS_PASSWORD"]
 	resp, _ := passwordToken(t, base, "admin", adminPass, "admin")
@@ -164,6 +172,7 @@ func TestUpIntegrationNetworking(t *testing.T) {
 		t.Fatalf("admin login: %d", resp.StatusCode)
 	}
 	a := &upCloud{t: t, base: base, token: resp.Header.Get("X-Subject-Token"), data: dataDir}
+	t.Cleanup(func() { owned = a.networkIDs() })
 	setDemoPassword(t, base, adminPass, "demo-password-1")
 	resp, _ = passwordToken(t, base, "demo", "demo-password-1", "demo")
 	if resp.StatusCode != http.StatusCreated {
@@ -309,6 +318,24 @@ func TestUpIntegrationNetworking(t *testing.T) {
 				t.Fatalf("from %s: %q", c.fip, out)
 			}
 		}
+		// Instances have DNS names on their network's DHCP server.
+		var dhcp struct {
+			Ports []struct {
+				FixedIPs []struct {
+					IP string `json:"ip_address"`
+				} `json:"fixed_ips"`
+			}
+		}
+		a.must(http.StatusOK, http.MethodGet, "/network/v2.0/ports?device_owner=network:dhcp&network_id="+tpA.network, nil, &dhcp)
+		if len(dhcp.Ports) != 1 || len(dhcp.Ports[0].FixedIPs) != 1 {
+			t.Fatalf("DHCP ports: %+v", dhcp.Ports)
+		}
+		// busybox nslookup also asks for AAAA, which dnsmasq (no upstream)
+		// refuses, and then exits 1: only the A answer matters.
+		out, err := sshRun(tpA.fipAddr, signer, "nslookup vm-a.openstacklocal "+dhcp.Ports[0].FixedIPs[0].IP+"; true")
+		if err != nil || !strings.Contains(out, "Address: "+tpA.fixed) {
+			t.Fatalf("DNS name of vm-a: %q, %v", out, err)
+		}
 		// The two guests see only their own metadata.
 		for _, c := range []struct{ fip, name string }{{tpA.fipAddr, "vm-a"}, {tpB.fipAddr, "vm-b"}} {
 			out, err := sshRun(c.fip, signer, "wget -q -O - http://169.254.169.254/latest/meta-data/hostname")
@@ -345,6 +372,56 @@ func TestUpIntegrationNetworking(t *testing.T) {
 			return len(left) == 0, strings.Join(left, "\n")
 		})
 	})
+}
+
+// networkIDs lists every network, router and port of the cloud (admin
+// sees all projects').
+func (c *upCloud) networkIDs() []string {
+	var ids []string
+	for _, coll := range []string{"networks", "routers", "ports"} {
+		status, _, raw := c.call(http.MethodGet, "/network/v2.0/"+coll, nil)
+		if status != http.StatusOK {
+			continue
+		}
+		var out map[string][]struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(raw, &out) == nil {
+			for _, x := range out[coll] {
+				ids = append(ids, x.ID)
+			}
+		}
+	}
+	return ids
+}
+
+// removeDataPlane removes from the host what the data plane made for ids
+// (networks, routers, ports) and nothing else.
+func removeDataPlane(t *testing.T, dataDir string, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	p, err := netplane.New(netplane.Config{StateDir: filepath.Join(dataDir, "net")})
+	if err != nil {
+		t.Logf("clean up the data plane: %v", err)
+		return
+	}
+	defer p.Close()
+	ours := func(kind, id string) bool {
+		for _, x := range ids {
+			switch {
+			case (kind == "network" || kind == "router") && id == x,
+				kind == "bridge" && id == "brq"+x[:min(11, len(x))],
+				kind == "port" && id == x[:min(10, len(x))]:
+				return true
+			}
+		}
+		return false
+	}
+	err = p.Cleanup(context.Background(), netplane.Keep{Func: func(kind, id string) bool { return !ours(kind, id) }})
+	if err != nil {
+		t.Logf("clean up the data plane: %v", err)
+	}
 }
 
 // tinyID returns the ID of the image named tiny.
