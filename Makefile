@@ -21,7 +21,8 @@ IMAGE_PKGS ?= extlinux syslinux-common e2fsprogs qemu-utils
 VIRT_PKGS  ?= libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage
 # The network data plane: bridges, namespaces, iptables (nf_tables), dnsmasq.
 NET_PKGS   ?= iproute2 iptables dnsmasq-base conntrack busybox-static
-RUN_PKGS   ?= $(IMAGE_PKGS) $(VIRT_PKGS) $(NET_PKGS)
+# openssh-client: to log in to guests over their floating IPs.
+RUN_PKGS   ?= $(IMAGE_PKGS) $(VIRT_PKGS) $(NET_PKGS) openssh-client
 # The tests also boot the guest under TCG and build config drives; cpio and
 # fdisk check the initramfs and partition table the builder writes.
 TEST_PKGS  ?= $(IMAGE_PKGS) $(VIRT_PKGS) $(NET_PKGS) chromium chromium-driver python3-openstackclient \
