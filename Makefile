@@ -56,6 +56,7 @@ $(NPM_STAMP): package.json package-lock.json
 assets: $(NPM_STAMP)
 	@mkdir -p static/vendor/novnc/docs
 	@scripts/vendor-copy node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	@scripts/vendor-copy node_modules/htmx-ext-ws/dist/ws.min.js static/vendor/htmx-ext-ws.min.js
 	@scripts/vendor-tree node_modules/@novnc/novnc/core static/vendor/novnc/core
 	@scripts/vendor-tree node_modules/@novnc/novnc/vendor static/vendor/novnc/vendor
 	@for f in package.json LICENSE.txt AUTHORS docs/LICENSE.MPL-2.0 docs/LICENSE.BSD-3-Clause; do \

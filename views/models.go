@@ -27,6 +27,7 @@ type Assets struct {
 	CSS     string
 	JS      string
 	HTMX    string
+	HTMXWS  string // the htmx WebSocket extension
 	Favicon string
 }
 
@@ -59,6 +60,9 @@ type Page struct {
 	CSRF       string
 	Flash      *Flash
 	Assets     Assets
+	// Live is the live-updates WebSocket URL the page connects to; empty
+	// when there is none. Pages are complete without it.
+	Live string
 }
 
 // HTMXConfig keeps htmx CSP-clean (no eval, no inline scripts, no injected

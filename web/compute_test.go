@@ -27,6 +27,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/identity"
 	"github.com/nimbus-cloud/nimbus/backend/image"
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
@@ -127,6 +128,7 @@ type cenv struct {
 	comp    *compute.Service
 	imgs    *image.Service
 	reg     *hosts.Registry
+	bus     *events.Bus
 	imageID string // a public, active qcow2 image
 	tiny    string // m1.tiny's ID
 }
@@ -186,8 +188,9 @@ func newComputeEnv(t *testing.T) *cenv {
 		t.Fatal(err)
 	}
 	reg.SetImageSource(agentImageSource{imgs})
+	bus := events.New()
 	comp, err := compute.New(ctx, d, compute.Config{Policy: pol, Hosts: reg, Images: testImages{imgs}, Tokens: ids,
-		PublicURL: srv.URL, ReconcileInterval: -1, Logger: log})
+		PublicURL: srv.URL, ReconcileInterval: -1, Logger: log, Events: bus, ChangeFeedInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +200,7 @@ func newComputeEnv(t *testing.T) *cenv {
 	}
 	console := novnc.New(novnc.Config{Tokens: testConsoleTokens{comp}, Dialer: testVNCDialer{reg}, AllowedOrigins: []string{srv.URL}})
 	ws, err := New(Config{
-		Identity: ids, DB: d, Compute: comp, Images: imgs, Logger: log,
+		Identity: ids, DB: d, Compute: comp, Images: imgs, Logger: log, Events: bus,
 		APIs: []Mount{{Prefix: "/agents", Handler: reg.Handler()}, {Prefix: "/console", Handler: console.Handler()}},
 	})
 	if err != nil {
@@ -207,7 +210,7 @@ func newComputeEnv(t *testing.T) *cenv {
 	h = ws
 	e := &env{t: t, db: d, id: ids, web: ws, srv: srv, boot: boot}
 	e.member = e.roleID("member")
-	ce := &cenv{env: e, comp: comp, imgs: imgs, reg: reg}
+	ce := &cenv{env: e, comp: comp, imgs: imgs, reg: reg, bus: bus}
 
 	// One agent with the fake driver.
 	tok, err := reg.CreateJoinToken(e.adminCtx(), time.Hour)

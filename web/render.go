@@ -82,6 +82,9 @@ func (s *Server) pageModel(r *http.Request, title, nav string) views.Page {
 	p.HasImages = s.imgs != nil
 	p.CSRF = v.CSRF
 	p.Flash = s.popFlash(ctx)
+	if s.bus != nil {
+		p.Live = liveURL + "?" + url.Values{"page": {r.URL.Path}}.Encode()
+	}
 	projects, err := s.id.ListUserProjects(ctx, v.UserID)
 	if err != nil {
 		s.log.WarnContext(ctx, "list projects for the switcher", "user_id", v.UserID, "err", err)

@@ -32,6 +32,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/image"
 	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/rest"
 	"github.com/nimbus-cloud/nimbus/static"
 	"github.com/nimbus-cloud/nimbus/views"
@@ -61,6 +62,10 @@ type Config struct {
 	// pages (and the network choices of the launch dialog); when nil those
 	// pages are absent.
 	Network *network.Service
+	// Events, when set, feeds the live updates at /live (instance rows
+	// swapped in place); without it pages are plain, and rows in
+	// transition poll.
+	Events *events.Bus
 	// SessionCleanupInterval is how often expired sessions are deleted; 5
 	// minutes when zero.
 	SessionCleanupInterval time.Duration
@@ -81,6 +86,7 @@ type Server struct {
 	comp    *compute.Service
 	imgs    *image.Service
 	nets    *network.Service
+	bus     *events.Bus
 	sm      *scs.SessionManager
 	store   *sessionStore
 	log     *slog.Logger
@@ -118,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		comp:   cfg.Compute,
 		imgs:   cfg.Images,
 		nets:   cfg.Network,
+		bus:    cfg.Events,
 		store:  newSessionStore(cfg.DB, log),
 		log:    log,
 		secure: cfg.Secure,
@@ -175,6 +182,7 @@ func (s *Server) routes(apis []Mount) http.Handler {
 		d.Get("/", redirectTo("/project/overview"))
 		d.Post("/auth/logout", s.logout)
 		d.Post("/auth/switch-project", s.switchProject)
+		d.Get(liveURL, s.live)
 
 		d.Get("/project", redirectTo("/project/overview"))
 		d.Get("/project/overview", s.overview)
@@ -306,6 +314,9 @@ func assetURLs(fsys fs.FS) (views.Assets, error) {
 		return a, err
 	}
 	if a.HTMX, err = url("vendor/htmx.min.js"); err != nil {
+		return a, err
+	}
+	if a.HTMXWS, err = url("vendor/htmx-ext-ws.min.js"); err != nil {
 		return a, err
 	}
 	if a.Favicon, err = url("img/favicon.svg"); err != nil {

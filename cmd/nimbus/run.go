@@ -19,6 +19,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/backend/network/dataplane"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 	"github.com/nimbus-cloud/nimbus/migrations"
 	"github.com/nimbus-cloud/nimbus/novnc"
@@ -145,6 +146,9 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		return fmt.Errorf("start host registry: %w", err)
 	}
 	reg.SetImageSource(agentImages{imgs})
+	// Services publish their changes here; the dashboard's live hub fans
+	// them out to the browsers.
+	bus := events.New()
 	// The network service tells the data plane syncer of every change; the
 	// syncer pushes networks, routers and port security to the agents and
 	// resyncs a host when it joins or comes back.
@@ -183,6 +187,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 	}
 	comp, err = compute.New(ctx, database, compute.Config{
 		Policy:      pol,
+		Events:      bus,
 		Networks:    computeNetworks{nets: nets, wire: dp.WirePort},
 		Hosts:       reg,
 		Tokens:      ids,
@@ -218,6 +223,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		Compute:  comp,
 		Images:   imgs,
 		Network:  nets,
+		Events:   bus,
 		DB:       database,
 		APIs: []web.Mount{
 			{Prefix: "/identity", Handler: identity.NewAPI(ids, publicURL+"/identity")},

@@ -185,4 +185,37 @@
       if (window.htmx) window.htmx.ajax('GET', window.location.pathname, { target: '#main', swap: 'innerHTML' });
     }, 500);
   });
+  // ---- Live updates ---------------------------------------------------------
+  // The server pushes instance rows over /live (htmx ws extension) and they
+  // swap in place by id. When a row has no place on this page yet (a new
+  // instance), when the server says events were lost (#live-resync), or
+  // when the socket comes back after a break, re-fetch the page's live list
+  // so nothing missed stays stale. Without the socket the page still works.
+
+  var refreshTimer = 0;
+  function refreshLive() {
+    if (!window.htmx || !document.getElementById('instances-table')) return;
+    window.clearTimeout(refreshTimer);
+    refreshTimer = window.setTimeout(function () {
+      window.htmx.ajax('GET', window.location.pathname + window.location.search,
+        { target: '#instances-table', select: '#instances-table', swap: 'outerHTML' });
+    }, 100);
+  }
+
+  document.body.addEventListener('htmx:oobErrorNoTarget', function (evt) {
+    var el = evt.detail && evt.detail.content;
+    if (el && el.id && el.id.indexOf('instance-') === 0 && el.getAttribute('hx-swap-oob') !== 'delete') refreshLive();
+  });
+  document.body.addEventListener('htmx:oobAfterSwap', function (evt) {
+    if (evt.detail && evt.detail.target && evt.detail.target.id === 'live-resync') refreshLive();
+  });
+  var opened = false;
+  document.body.addEventListener('htmx:wsOpen', function () {
+    document.body.setAttribute('data-live', 'connected');
+    if (opened) refreshLive();
+    opened = true;
+  });
+  document.body.addEventListener('htmx:wsClose', function () {
+    document.body.setAttribute('data-live', 'disconnected');
+  });
 })();
