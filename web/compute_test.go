@@ -134,7 +134,7 @@ type cenv struct {
 }
 
 // qcow2 makes a small qcow2 file with qemu-img.
-func qcow2(t *testing.T) []byte {
+func qcow2(t testing.TB) []byte {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "disk.qcow2")
 	if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", p, "16M").CombinedOutput(); err != nil {
@@ -147,7 +147,7 @@ func qcow2(t *testing.T) []byte {
 	return b
 }
 
-func newComputeEnv(t *testing.T) *cenv {
+func newComputeEnv(t testing.TB) *cenv {
 	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(filepath.Join(t.TempDir(), "n.db"))

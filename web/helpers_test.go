@@ -25,7 +25,7 @@ const testAdminPassword = "admin-Secret-1"
 
 // env is a web server over a real identity service on a temporary SQLite file.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     *db.DB
 	id     *identity.Service
 	web    *Server
@@ -34,7 +34,7 @@ type env struct {
 	member string // ID of the "member" role
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(filepath.Join(t.TempDir(), "n.db"))
@@ -160,7 +160,7 @@ func (e *env) findProject(name string) *identity.Project {
 // client is a browser stand-in: a cookie jar, no automatic redirects, and
 // the CSRF token of the last page it saw.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	e    *env
 	hc   *http.Client
 	csrf string
