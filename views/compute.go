@@ -39,6 +39,7 @@ type InstanceRow struct {
 	Age        string
 	Project    string // admin list only
 	Host       string // admin list only
+	Addresses  []string
 	Locked     bool
 	Actions    []string // allowed action names, in display order
 	// Back is where a plain (non-htmx) action returns.
@@ -144,6 +145,8 @@ func StatusClass(status string) string {
 // ActionLabel is the button text of an instance action.
 func ActionLabel(action string) string {
 	switch action {
+	case "floating-ip":
+		return "Floating IP"
 	case "start":
 		return "Start"
 	case "stop":
@@ -237,6 +240,11 @@ type LaunchForm struct {
 	Flavors     []Option
 	KeyPairs    []Option
 	Groups      []Option
+	// Networks and SecurityGroups are offered when networking exists
+	// (HasNetwork); Selected marks the checked boxes.
+	HasNetwork     bool
+	Networks       []Option
+	SecurityGroups []Option
 	UserData    string
 	FlavorHint  string
 	Quota       []QuotaLine
@@ -331,6 +339,17 @@ type ActionLog struct {
 	ID    string
 	Rows  []ActionLogRow
 	Error string
+}
+
+// FloatingIPForm associates a floating IP with an instance: a free
+// address of the project or a new one from a pool (Choices), on one of
+// the instance's ports; Associated lists what it already has.
+type FloatingIPForm struct {
+	Form
+	InstanceID, InstanceName string
+	Choice, PortID           string
+	Choices, Ports           []Option
+	Associated               []Option
 }
 
 // SnapshotForm names a snapshot.

@@ -122,8 +122,22 @@ func (s *Server) instanceRow(r *http.Request, srv *compute.Server, names *imageN
 	if row.Name == "" {
 		row.Name = srv.ID
 	}
+	if s.nets != nil {
+		row.Addresses = s.instanceAddresses(r, srv)
+	}
 	if canWrite(v) {
 		row.Actions = allowedActions(srv, v.Creds.IsAdmin())
+		// Floating IPs are the project's: offered on its own instances,
+		// not on other projects' in the admin list.
+		if s.nets != nil && srv.ProjectID == v.ProjectID && !srv.Locked && srv.TaskState == "" &&
+			(srv.Status() == "ACTIVE" || srv.Status() == "SHUTOFF") {
+			n := len(row.Actions)
+			if n > 0 && row.Actions[n-1] == "delete" {
+				row.Actions = append(row.Actions[:n-1], "floating-ip", "delete")
+			} else {
+				row.Actions = append(row.Actions, "floating-ip")
+			}
+		}
 	}
 	return row
 }

@@ -32,6 +32,11 @@ func (s *Server) computeRoutes(d chi.Router) {
 	d.Get(views.InstancesURL+"/{id}/row", s.instanceRowFragment)
 	d.Get(views.InstancesURL+"/{id}/snapshot", s.snapshotForm)
 	d.Post(views.InstancesURL+"/{id}/snapshot", s.snapshot)
+	if s.nets != nil {
+		d.Get(views.InstancesURL+"/{id}/floating-ip", s.floatingIPForm)
+		d.Post(views.InstancesURL+"/{id}/floating-ip", s.floatingIPAssociate)
+		d.Post(views.InstancesURL+"/{id}/floating-ip/disassociate", s.floatingIPDisassociate)
+	}
 	d.Get(views.InstancesURL+"/{id}/{action}", s.instanceActionConfirm)
 	d.Post(views.InstancesURL+"/{id}/{action}", s.instanceAction)
 
@@ -125,7 +130,7 @@ func (s *Server) instanceList(admin bool) http.HandlerFunc {
 		if admin {
 			cols = append(cols, struct{ key, label string }{"", "Project"}, struct{ key, label string }{"host", "Host"})
 		}
-		cols = append(cols, []struct{ key, label string }{{"image", "Image"}, {"flavor", "Flavor"}}...)
+		cols = append(cols, []struct{ key, label string }{{"image", "Image"}, {"", "Addresses"}, {"flavor", "Flavor"}}...)
 		if !admin {
 			cols = append(cols, struct{ key, label string }{"", "Key pair"})
 		}

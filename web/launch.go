@@ -4,12 +4,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/image"
+	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/views"
 )
 
@@ -17,13 +19,19 @@ import (
 // live re-render on change) or a post.
 type launchValues struct {
 	name, count, zone, image, flavor, key, group, userData string
+	networks, secGroups                                    []string
+	// touched is set when the form was submitted or re-rendered, so an
+	// empty networks list means "none" rather than "not chosen yet".
+	touched bool
 }
 
-func launchFrom(get func(string) string) launchValues {
+func launchFrom(v url.Values) launchValues {
+	get := v.Get
 	return launchValues{
 		name: strings.TrimSpace(get("name")), count: strings.TrimSpace(get("count")),
 		zone: get("availability_zone"), image: get("image"), flavor: get("flavor"),
 		key: get("key_name"), group: get("server_group"), userData: get("user_data"),
+		networks: v["network"], secGroups: v["security_group"], touched: v.Has("name"),
 	}
 }
 
@@ -110,6 +118,37 @@ func (s *Server) buildLaunchForm(r *http.Request, lv launchValues, f *views.Laun
 		}
 	}
 
+	if s.nets != nil {
+		f.HasNetwork = true
+		if nets, _, err := s.nets.ListNetworks(ctx, network.ListOptions{}); err == nil {
+			var usable []network.Network
+			for _, n := range nets {
+				if !n.External {
+					usable = append(usable, n)
+				}
+			}
+			for _, n := range usable {
+				label := n.Name
+				if label == "" {
+					label = n.ID
+				}
+				if n.Shared && n.ProjectID != viewerFrom(r).ProjectID {
+					label += " (shared)"
+				}
+				// With one network and nothing chosen yet, it is the one.
+				sel := slices.Contains(lv.networks, n.ID) || (!lv.touched && len(usable) == 1)
+				f.Networks = append(f.Networks, views.Option{Value: n.ID, Label: label, Selected: sel})
+			}
+		}
+		if sgs, _, err := s.nets.ListSecurityGroups(ctx, network.ListOptions{
+			Filters: map[string][]string{"project_id": {viewerFrom(r).ProjectID}}}); err == nil {
+			for _, g := range sgs {
+				sel := slices.Contains(lv.secGroups, g.Name) || (!lv.touched && g.Name == "default")
+				f.SecurityGroups = append(f.SecurityGroups, views.Option{Value: g.Name, Label: g.Name, Selected: sel})
+			}
+		}
+	}
+
 	if lim, err := s.comp.Limits(ctx, ""); err == nil {
 		n, _ := strconv.ParseInt(f.Count, 10, 64)
 		n = max(n, 1)
@@ -177,13 +216,14 @@ func (s *Server) renderLaunch(w http.ResponseWriter, r *http.Request, status int
 func (s *Server) launchForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f views.LaunchForm
-	s.buildLaunchForm(r, launchFrom(q.Get), &f)
+	s.buildLaunchForm(r, launchFrom(q), &f)
 	s.renderLaunch(w, r, http.StatusOK, f)
 }
 
 // launch is POST /project/instances.
 func (s *Server) launch(w http.ResponseWriter, r *http.Request) {
-	lv := launchFrom(r.PostFormValue)
+	_ = r.ParseForm()
+	lv := launchFrom(r.PostForm)
 	var f views.LaunchForm
 	ch := s.buildLaunchForm(r, lv, &f)
 	if lv.name == "" {
@@ -218,12 +258,19 @@ func (s *Server) launch(w http.ResponseWriter, r *http.Request) {
 		Name: lv.name, ImageRef: lv.image, FlavorRef: lv.flavor, KeyName: lv.key, UserData: ud,
 		AvailabilityZone: lv.zone, MinCount: count, MaxCount: count, Networks: compute.NetworksNone,
 	}
+	if len(lv.networks) > 0 {
+		req.Networks = ""
+		for _, n := range lv.networks {
+			req.NetworkList = append(req.NetworkList, compute.NetworkRequest{UUID: n})
+		}
+		req.SecurityGroups = lv.secGroups
+	}
 	if lv.group != "" {
 		req.Hints.Group = lv.group
 	}
 	res, err := s.comp.CreateServers(r.Context(), req)
 	if err != nil {
-		s.formFault(r, &f.Form, err, "name", "flavor", "image", "user_data", "availability_zone", "key_name")
+		s.formFault(r, &f.Form, err, "name", "flavor", "image", "user_data", "availability_zone", "key_name", "network")
 		s.renderLaunch(w, r, formStatus(err), f)
 		return
 	}
