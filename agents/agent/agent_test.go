@@ -102,6 +102,7 @@ func TestActionOutcomesPostedBack(t *testing.T) {
 		{agentapi.Action{Kind: agentapi.ActionRevert}, agentapi.OpSucceeded, agentapi.PowerRunning, ""},
 		{agentapi.Action{Kind: agentapi.ActionRevert}, agentapi.OpFailed, agentapi.PowerRunning, "no resize"},
 		{agentapi.Action{Kind: agentapi.ActionSnapshot, SnapshotImageID: "snap-1"}, agentapi.OpSucceeded, agentapi.PowerRunning, ""},
+		{agentapi.Action{Kind: agentapi.ActionAttachInterface, NIC: &hotNIC}, agentapi.OpSucceeded, agentapi.PowerRunning, ""},
 	}
 	for i, s := range steps {
 		id := "act-" + string(rune('a'+i))
@@ -116,10 +117,26 @@ func TestActionOutcomesPostedBack(t *testing.T) {
 			t.Fatalf("snapshot result %+v", op.Result)
 		}
 	}
-	if sp, _ := ag.Fake.Spec(u); sp.VCPUs != 1 {
-		t.Fatalf("revert_resize left %d vCPUs", sp.VCPUs)
+	if sp, _ := ag.Fake.Spec(u); sp.VCPUs != 1 || len(sp.NICs) != 1 || sp.NICs[0] != hotNIC {
+		t.Fatalf("spec after the actions: %d vCPUs (revert_resize), NICs %+v", sp.VCPUs, sp.NICs)
+	}
+	// A NIC whose names could reach a device name or the domain XML
+	// unchecked is refused before any work starts.
+	for _, bad := range []agentapi.NIC{
+		{PortID: "p", MAC: hotNIC.MAC, Bridge: "br0;reboot", TapName: "tapx"},
+		{PortID: "p", MAC: "not-a-mac", Bridge: "brqx", TapName: "tapx"},
+	} {
+		if err := c.Act(ctx, "bad-nic", u, agentapi.Action{Kind: agentapi.ActionAttachInterface, NIC: &bad}); !fault.Is(err, fault.Invalid) {
+			t.Fatalf("attach of %+v: %v", bad, err)
+		}
+	}
+	if err := c.Act(ctx, "no-nic", u, agentapi.Action{Kind: agentapi.ActionDetachInterface}); !fault.Is(err, fault.Invalid) {
+		t.Fatalf("detach without a NIC: %v", err)
 	}
 }
+
+// hotNIC is a NIC hot-plugged in the agent's tests.
+var hotNIC = agentapi.NIC{PortID: "port-hot", MAC: "fa:16:3e:aa:bb:cc", Bridge: "brqhot", TapName: "taphot", MTU: 1450}
 
 func TestEventsForwarded(t *testing.T) {
 	e := newEnv(t)

@@ -113,14 +113,8 @@ func ValidateSpec(s agentapi.InstanceSpec) error {
 		return fault.Invalidf("The instance name is longer than 255 characters.")
 	}
 	for _, n := range s.NICs {
-		if !ifnameRE.MatchString(n.Bridge) || !ifnameRE.MatchString(n.TapName) {
-			return fault.Invalidf("NIC %s names an invalid bridge or tap device.", n.PortID)
-		}
-		if !macRE.MatchString(n.MAC) {
-			return fault.Invalidf("NIC %s has an invalid MAC address.", n.PortID)
-		}
-		if n.MTU < 0 || n.MTU > 65535 {
-			return fault.Invalidf("NIC %s has an invalid MTU.", n.PortID)
+		if err := validateNIC(n); err != nil {
+			return err
 		}
 	}
 	if s.ConfigDrive != nil {
@@ -129,6 +123,21 @@ func ValidateSpec(s agentapi.InstanceSpec) error {
 				return fault.Invalidf("Config drive path %q is not a clean relative path.", p)
 			}
 		}
+	}
+	return nil
+}
+
+// validateNIC checks the fields of a NIC that reach device names and the
+// domain definition.
+func validateNIC(n agentapi.NIC) error {
+	if !ifnameRE.MatchString(n.Bridge) || !ifnameRE.MatchString(n.TapName) {
+		return fault.Invalidf("NIC %s names an invalid bridge or tap device.", n.PortID)
+	}
+	if !macRE.MatchString(n.MAC) {
+		return fault.Invalidf("NIC %s has an invalid MAC address.", n.PortID)
+	}
+	if n.MTU < 0 || n.MTU > 65535 {
+		return fault.Invalidf("NIC %s has an invalid MTU.", n.PortID)
 	}
 	return nil
 }
@@ -237,6 +246,7 @@ var actionKinds = map[string]bool{
 	agentapi.ActionPause: true, agentapi.ActionUnpause: true, agentapi.ActionSuspend: true,
 	agentapi.ActionResume: true, agentapi.ActionRebuild: true, agentapi.ActionResize: true,
 	agentapi.ActionSnapshot: true, agentapi.ActionConfirm: true, agentapi.ActionRevert: true,
+	agentapi.ActionAttachInterface: true, agentapi.ActionDetachInterface: true,
 }
 
 // validateAction checks an action's fields for its kind.
@@ -267,6 +277,11 @@ func validateAction(uuid string, act *agentapi.Action) error {
 		if !ValidID(act.SnapshotImageID) {
 			return fault.Invalidf("A snapshot needs the image ID to upload to.")
 		}
+	case agentapi.ActionAttachInterface, agentapi.ActionDetachInterface:
+		if act.NIC == nil {
+			return fault.Invalidf("Action %s needs the NIC.", act.Kind)
+		}
+		return validateNIC(*act.NIC)
 	}
 	return nil
 }

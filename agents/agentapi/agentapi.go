@@ -235,8 +235,13 @@ const (
 	ActionSnapshot = "snapshot"
 	ActionConfirm  = "confirm_resize"
 	ActionRevert   = "revert_resize"
-	RebootSoft     = "SOFT"
-	RebootHard     = "HARD"
+	// ActionAttachInterface hot-plugs Action.NIC (into the definition too,
+	// so it survives a restart); ActionDetachInterface unplugs it. Both
+	// succeed when the NIC is already where they would put it.
+	ActionAttachInterface = "attach_interface"
+	ActionDetachInterface = "detach_interface"
+	RebootSoft            = "SOFT"
+	RebootHard            = "HARD"
 )
 
 // DefaultOpTimeout bounds how long the controller waits for an operation's
@@ -253,6 +258,9 @@ type Action struct {
 	Spec *InstanceSpec `json:"spec,omitempty"`
 	// SnapshotImageID is the (queued) image that ActionSnapshot uploads to.
 	SnapshotImageID string `json:"snapshot_image_id,omitempty"`
+	// NIC is the interface of ActionAttachInterface and
+	// ActionDetachInterface.
+	NIC *NIC `json:"nic,omitempty"`
 }
 
 // ConsoleLog is the answer of GET .../console-log?length=N (N last lines).

@@ -211,6 +211,22 @@ func (d *Driver) Action(ctx context.Context, uuid string, a agentapi.Action, ima
 		in.spec, in.prev = *in.prev, nil
 	case agentapi.ActionSnapshot:
 		return map[string]string{"image_id": a.SnapshotImageID, "disk_format": "qcow2"}, nil
+	case agentapi.ActionAttachInterface, agentapi.ActionDetachInterface:
+		if a.NIC == nil {
+			return nil, fault.Invalidf("Action %s needs the NIC.", a.Kind)
+		}
+		// As in the libvirt driver, a suspended guest's saved memory would
+		// not match a definition changed under it.
+		if in.power == agentapi.PowerSuspended {
+			return nil, fault.Conflictf("Cannot %s instance %s while it is suspended.", a.Kind, uuid)
+		}
+		i := slices.IndexFunc(in.spec.NICs, func(n agentapi.NIC) bool { return n.PortID == a.NIC.PortID })
+		switch {
+		case a.Kind == agentapi.ActionAttachInterface && i < 0:
+			in.spec.NICs = append(slices.Clone(in.spec.NICs), *a.NIC)
+		case a.Kind == agentapi.ActionDetachInterface && i >= 0:
+			in.spec.NICs = slices.Delete(slices.Clone(in.spec.NICs), i, i+1)
+		}
 	default:
 		return nil, fault.Invalidf("Unknown action %q.", a.Kind)
 	}

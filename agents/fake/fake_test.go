@@ -3,6 +3,7 @@ package fake_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,5 +75,54 @@ func TestFakeInjection(t *testing.T) {
 	}
 	if inv, _ := d.Inventory(ctx); inv.VCPUs != 64 {
 		t.Fatalf("inventory %+v", inv)
+	}
+}
+
+func TestFakeAttachDetachInterface(t *testing.T) {
+	d := fake.New(fake.Config{})
+	ctx := context.Background()
+	u := "33333333-3333-4333-8333-333333333333"
+	first := agentapi.NIC{PortID: "p1", MAC: "fa:16:3e:00:00:01", Bridge: "brq1", TapName: "tapp1"}
+	if err := d.Spawn(ctx, agentapi.InstanceSpec{UUID: u, VCPUs: 1, MemoryMB: 64, NICs: []agentapi.NIC{first}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	extra := agentapi.NIC{PortID: "p2", MAC: "fa:16:3e:00:00:02", Bridge: "brq2", TapName: "tapp2", MTU: 1450}
+	ports := func() []string {
+		spec, _ := d.Spec(u)
+		var out []string
+		for _, n := range spec.NICs {
+			out = append(out, n.PortID)
+		}
+		return out
+	}
+	steps := []struct {
+		kind  string
+		nic   *agentapi.NIC
+		power int // set before the step when not 0
+		err   fault.Kind
+		want  []string
+	}{
+		{kind: agentapi.ActionAttachInterface, nic: &extra, err: fault.Internal, want: []string{"p1", "p2"}},
+		// Repeating is a no-op, as a retried operation must be.
+		{kind: agentapi.ActionAttachInterface, nic: &extra, err: fault.Internal, want: []string{"p1", "p2"}},
+		{kind: agentapi.ActionDetachInterface, nic: &first, power: agentapi.PowerShutdown, err: fault.Internal, want: []string{"p2"}},
+		{kind: agentapi.ActionDetachInterface, nic: &first, err: fault.Internal, want: []string{"p2"}},
+		{kind: agentapi.ActionAttachInterface, nic: &first, power: agentapi.PowerSuspended, err: fault.Conflict, want: []string{"p2"}},
+		{kind: agentapi.ActionAttachInterface, err: fault.Invalid, want: []string{"p2"}},
+	}
+	for i, s := range steps {
+		if s.power != 0 {
+			d.SetPower(u, s.power, agentapi.EventStopped)
+		}
+		_, err := d.Action(ctx, u, agentapi.Action{Kind: s.kind, NIC: s.nic}, nil)
+		if (s.err == fault.Internal) != (err == nil) || (err != nil && !fault.Is(err, s.err)) {
+			t.Fatalf("step %d %s: %v", i, s.kind, err)
+		}
+		if got := ports(); !slices.Equal(got, s.want) {
+			t.Fatalf("step %d %s: NICs %v, want %v", i, s.kind, got, s.want)
+		}
+	}
+	if spec, _ := d.Spec(u); spec.NICs[0] != extra {
+		t.Fatalf("attached NIC recorded as %+v", spec.NICs[0])
 	}
 }

@@ -100,6 +100,14 @@ func (d *Driver) Action(ctx context.Context, uuid string, a agentapi.Action, ima
 		return nil, d.revertResize(dom, uuid, power)
 	case agentapi.ActionSnapshot:
 		return d.snapshot(ctx, dom, uuid, power, a.SnapshotImageID, images)
+	case agentapi.ActionAttachInterface, agentapi.ActionDetachInterface:
+		if a.NIC == nil {
+			return nil, fault.Invalidf("Action %s needs the NIC.", a.Kind)
+		}
+		if a.Kind == agentapi.ActionAttachInterface {
+			return nil, d.attachInterface(dom, uuid, power, *a.NIC)
+		}
+		return nil, d.detachInterface(ctx, dom, uuid, power, *a.NIC)
 	}
 	return nil, fault.Invalidf("Unknown action %q.", a.Kind)
 }

@@ -37,6 +37,8 @@ type conn interface {
 	DomainManagedSaveRemove(dom golibvirt.Domain, flags uint32) error
 	DomainGetState(dom golibvirt.Domain, flags uint32) (int32, int32, error)
 	DomainGetXMLDesc(dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) (string, error)
+	DomainAttachDeviceFlags(dom golibvirt.Domain, xml string, flags uint32) error
+	DomainDetachDeviceFlags(dom golibvirt.Domain, xml string, flags uint32) error
 }
 
 var _ conn = (*golibvirt.Libvirt)(nil)

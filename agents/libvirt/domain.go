@@ -152,12 +152,14 @@ type targetXML struct {
 }
 
 type interfaceXML struct {
-	Type   string     `xml:"type,attr"`
-	MAC    addressXML `xml:"mac"`
-	Source bridgeXML  `xml:"source"`
-	Target devXML     `xml:"target"`
-	Model  typeXML    `xml:"model"`
-	MTU    *mtuXML    `xml:"mtu,omitempty"`
+	// XMLName lets an interface be encoded alone, for hot-plugging.
+	XMLName xml.Name   `xml:"interface"`
+	Type    string     `xml:"type,attr"`
+	MAC     addressXML `xml:"mac"`
+	Source  bridgeXML  `xml:"source"`
+	Target  devXML     `xml:"target"`
+	Model   typeXML    `xml:"model"`
+	MTU     *mtuXML    `xml:"mtu,omitempty"`
 }
 
 type addressXML struct {
@@ -332,23 +334,28 @@ func buildDomain(s agentapi.InstanceSpec, d domainSpec) ([]byte, error) {
 		dom.Devices.Disks = append(dom.Devices.Disks, x)
 	}
 	for _, n := range s.NICs {
-		x := interfaceXML{
-			Type:   "bridge",
-			MAC:    addressXML{Address: n.MAC},
-			Source: bridgeXML{Bridge: n.Bridge},
-			Target: devXML{Dev: n.TapName},
-			Model:  typeXML{Type: "virtio"},
-		}
-		if n.MTU > 0 {
-			x.MTU = &mtuXML{Size: n.MTU}
-		}
-		dom.Devices.Interfaces = append(dom.Devices.Interfaces, x)
+		dom.Devices.Interfaces = append(dom.Devices.Interfaces, interfaceOf(n))
 	}
 	out, err := xml.MarshalIndent(dom, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode domain of %s: %w", s.UUID, err)
 	}
 	return out, nil
+}
+
+// interfaceOf is a NIC's device: a tap named TapName on its bridge.
+func interfaceOf(n agentapi.NIC) interfaceXML {
+	x := interfaceXML{
+		Type:   "bridge",
+		MAC:    addressXML{Address: n.MAC},
+		Source: bridgeXML{Bridge: n.Bridge},
+		Target: devXML{Dev: n.TapName},
+		Model:  typeXML{Type: "virtio"},
+	}
+	if n.MTU > 0 {
+		x.MTU = &mtuXML{Size: n.MTU}
+	}
+	return x
 }
 
 // liveDomain is the little the driver reads back from libvirt's XML.

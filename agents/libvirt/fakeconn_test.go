@@ -31,6 +31,18 @@ type fakeConn struct {
 	ignoreACPI bool
 	// failCreate fails the next DomainCreateWithFlags.
 	failCreate bool
+	// keepUnplugged makes running guests ignore hot-unplug requests, as a
+	// guest without ACPI hot-plug support does.
+	keepUnplugged bool
+	// deviceCalls records DomainAttachDeviceFlags and
+	// DomainDetachDeviceFlags calls.
+	deviceCalls []deviceCall
+}
+
+type deviceCall struct {
+	attach bool
+	xml    string
+	flags  uint32
 }
 
 type fakeDom struct {
@@ -38,6 +50,7 @@ type fakeDom struct {
 	uuid        golibvirt.UUID
 	typ         string
 	xml         string
+	live        string // the running domain's definition
 	persistent  bool
 	state       golibvirt.DomainState
 	managedSave bool
@@ -167,6 +180,7 @@ func (f *fakeConn) run(d *fakeDom) {
 		d.state = golibvirt.DomainPaused
 	}
 	d.managedSave, d.savedPaused = false, false
+	d.live = d.xml
 	f.nextPort++
 	d.vncPort = f.nextPort
 	f.event(d, golibvirt.DomainEventStarted, 0)
@@ -211,7 +225,7 @@ func (f *fakeConn) DomainCreateWithFlags(dom golibvirt.Domain, _ uint32) (golibv
 
 // stopped marks d shut off; f.mu held.
 func (f *fakeConn) stopped(d *fakeDom, detail golibvirt.DomainEventStoppedDetailType) {
-	d.state, d.vncPort = golibvirt.DomainShutoff, 0
+	d.state, d.vncPort, d.live = golibvirt.DomainShutoff, 0, ""
 	f.event(d, golibvirt.DomainEventStopped, int32(detail))
 	if !d.persistent {
 		delete(f.domains, d.name)
@@ -362,9 +376,88 @@ func (f *fakeConn) DomainGetXMLDesc(dom golibvirt.Domain, flags golibvirt.Domain
 		return "", err
 	}
 	if active(d) && flags&golibvirt.DomainXMLInactive == 0 {
-		return strings.Replace(d.xml, `<graphics type="vnc"`, fmt.Sprintf(`<graphics type="vnc" port="%d"`, d.vncPort), 1), nil
+		return strings.Replace(d.live, `<graphics type="vnc"`, fmt.Sprintf(`<graphics type="vnc" port="%d"`, d.vncPort), 1), nil
 	}
 	return d.xml, nil
+}
+
+// DomainAttachDeviceFlags adds an interface to the live and/or persistent
+// definition; live needs a running domain, as in libvirt.
+func (f *fakeConn) DomainAttachDeviceFlags(dom golibvirt.Domain, x string, flags uint32) error {
+	return f.changeDevice(dom, x, flags, true)
+}
+
+// DomainDetachDeviceFlags removes an interface (matched by MAC) from the
+// live and/or persistent definition; a missing one is an error, as in
+// libvirt.
+func (f *fakeConn) DomainDetachDeviceFlags(dom golibvirt.Domain, x string, flags uint32) error {
+	return f.changeDevice(dom, x, flags, false)
+}
+
+func (f *fakeConn) changeDevice(dom golibvirt.Domain, x string, flags uint32, attach bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deviceCalls = append(f.deviceCalls, deviceCall{attach: attach, xml: x, flags: flags})
+	d, err := f.get(dom)
+	if err != nil {
+		return err
+	}
+	var dev struct {
+		XMLName xml.Name
+		MAC     struct {
+			Address string `xml:"address,attr"`
+		} `xml:"mac"`
+	}
+	if err := xml.Unmarshal([]byte(x), &dev); err != nil || dev.XMLName.Local != "interface" || dev.MAC.Address == "" {
+		return lverr(golibvirt.ErrXMLError, "XML error: not an interface with a MAC address")
+	}
+	live := flags&uint32(golibvirt.DomainDeviceModifyLive) != 0
+	config := flags&uint32(golibvirt.DomainDeviceModifyConfig) != 0
+	if live && !active(d) {
+		return lverr(golibvirt.ErrOperationInvalid, "Requested operation is not valid: domain is not running")
+	}
+	targets := []*string{}
+	if config {
+		targets = append(targets, &d.xml)
+	}
+	if live && !(f.keepUnplugged && !attach) {
+		targets = append(targets, &d.live)
+	}
+	for _, t := range targets {
+		i := interfaceWithMAC(*t, dev.MAC.Address)
+		switch {
+		case attach && i >= 0:
+			return lverr(golibvirt.ErrOperationFailed, "operation failed: a device with MAC address "+dev.MAC.Address+" already exists")
+		case attach:
+			*t = strings.Replace(*t, "</devices>", x+"</devices>", 1)
+		case i < 0:
+			return lverr(golibvirt.ErrDeviceMissing, "device not found: no device matching MAC address "+dev.MAC.Address+" found")
+		default:
+			end := strings.Index((*t)[i:], "</interface>") + i + len("</interface>")
+			*t = (*t)[:i] + (*t)[end:]
+		}
+	}
+	return nil
+}
+
+// interfaceWithMAC returns where the <interface> element with mac starts
+// in a definition, or -1.
+func interfaceWithMAC(def, mac string) int {
+	for off := 0; ; {
+		i := strings.Index(def[off:], "<interface")
+		if i < 0 {
+			return -1
+		}
+		i += off
+		end := strings.Index(def[i:], "</interface>")
+		if end < 0 {
+			return -1
+		}
+		if strings.Contains(strings.ToLower(def[i:i+end]), `address="`+strings.ToLower(mac)+`"`) {
+			return i
+		}
+		off = i + end
+	}
 }
 
 // fakeTools records commands and makes the files they would make, so tests

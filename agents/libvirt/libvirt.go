@@ -64,6 +64,9 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful (ACPI) shutdown before the domain
 	// is destroyed; 60 s.
 	ShutdownTimeout time.Duration
+	// DetachTimeout bounds how long a running guest has to release a NIC
+	// being hot-unplugged (the guest's OS must acknowledge it); 30 s.
+	DetachTimeout time.Duration
 	// HostIP is reported in the inventory; empty means the first global
 	// IPv4 address of the host.
 	HostIP string
@@ -158,6 +161,9 @@ func newDriver(ctx context.Context, cfg Config, c conn, t tools, kvmDevice strin
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 60 * time.Second
+	}
+	if cfg.DetachTimeout <= 0 {
+		cfg.DetachTimeout = 30 * time.Second
 	}
 	if cfg.QemuLogDir == "" {
 		cfg.QemuLogDir = "/var/log/libvirt/qemu"
