@@ -31,6 +31,12 @@ type MetadataPlane interface {
 	ServeMetadata(f agentapi.MetadataFetcher)
 }
 
+// PrunablePlane is a NetworkPlane that can remove what the control plane
+// no longer has (agents/netplane does).
+type PrunablePlane interface {
+	Prune(ctx context.Context, keep agentapi.NetworkKeep) error
+}
+
 // metadataFetcher asks the controller for metadata on the agent's behalf.
 type metadataFetcher struct{ ctl *controller }
 
@@ -60,6 +66,29 @@ func (a *agent) networkRoutes(m *http.ServeMux) {
 		m.Handle("PUT "+p.path+"/{id}", a.signed(maxNetBody, a.withPlane(p.apply)))
 		m.Handle("DELETE "+p.path+"/{id}", a.signed(maxSmallBody, a.withPlane(p.drop)))
 	}
+	m.Handle("POST "+agentapi.PathNetworkPrune, a.signed(maxNetBody, http.HandlerFunc(a.handlePrune)))
+}
+
+func (a *agent) handlePrune(w http.ResponseWriter, r *http.Request) {
+	pp, ok := a.cfg.Network.(PrunablePlane)
+	if !ok {
+		a.fail(w, r, fault.New(fault.NotImplemented, "This agent's network data plane cannot prune."))
+		return
+	}
+	var keep agentapi.NetworkKeep
+	if err := rest.Decode(r, &keep, false); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	for _, ids := range [][]string{keep.Networks, keep.Routers, keep.Ports} {
+		for _, id := range ids {
+			if !validUUID(id) {
+				a.fail(w, r, fault.Invalidf("%q is not a network, router or port ID.", id))
+				return
+			}
+		}
+	}
+	a.applied(w, r, "prune", pp.Prune(r.Context(), keep))
 }
 
 // withPlane answers NotImplemented when the agent has no network plane and

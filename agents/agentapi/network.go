@@ -193,3 +193,16 @@ type MetadataResponse struct {
 type MetadataFetcher interface {
 	FetchMetadata(ctx context.Context, req MetadataRequest) (*MetadataResponse, error)
 }
+
+// PathNetworkPrune: POST /agent/v1/network-prune with a NetworkKeep removes
+// from the host every network, router and port security the plane finds
+// that the keep lists do not name (what was deleted while the host was
+// away).
+const PathNetworkPrune = "/agent/v1/network-prune"
+
+// NetworkKeep names what exists in the control plane.
+type NetworkKeep struct {
+	Networks []string `json:"networks"`
+	Routers  []string `json:"routers"`
+	Ports    []string `json:"ports"`
+}

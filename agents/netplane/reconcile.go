@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nimbus-cloud/nimbus/agents/agentapi"
+
 	"github.com/vishvananda/netlink"
 )
 
@@ -174,4 +176,10 @@ func deleteOrphanVXLANs() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Prune is Cleanup with the control plane's keep lists: it removes what
+// was deleted while this host was away.
+func (p *Plane) Prune(ctx context.Context, keep agentapi.NetworkKeep) error {
+	return p.Cleanup(ctx, Keep{Networks: keep.Networks, Routers: keep.Routers, Ports: keep.Ports})
 }

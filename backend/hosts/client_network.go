@@ -54,3 +54,9 @@ func (c *Client) ApplyPortSecurity(ctx context.Context, spec agentapi.PortSecuri
 func (c *Client) DeletePortSecurity(ctx context.Context, portID string) error {
 	return c.netCall(ctx, http.MethodDelete, agentapi.PathPortSecurity, portID, nil)
 }
+
+// PruneNetwork removes from the host every network, router and port
+// security keep does not name.
+func (c *Client) PruneNetwork(ctx context.Context, keep agentapi.NetworkKeep) error {
+	return c.do(ctx, http.MethodPost, agentapi.PathNetworkPrune, nil, "", keep, nil)
+}

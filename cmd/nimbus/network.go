@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -166,6 +167,20 @@ func (a agentPlane) ApplyPortSecurity(ctx context.Context, spec agentapi.PortSec
 
 func (a agentPlane) DeletePortSecurity(ctx context.Context, id string) error {
 	return a.s.Plane.DeletePortSecurity(ctx, id)
+}
+
+// Prune removes what the control plane no longer has. Every agent sends
+// the same lists (everything that exists), so either may prune the one
+// kernel they share.
+func (a agentPlane) Prune(ctx context.Context, keep agentapi.NetworkKeep) error {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	for id := range a.s.holders {
+		if !slices.Contains(keep.Networks, id) {
+			delete(a.s.holders, id)
+		}
+	}
+	return a.s.Plane.Prune(ctx, keep)
 }
 
 // ServeMetadata hands the machine's one plane a fetcher; any local agent's

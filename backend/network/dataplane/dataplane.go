@@ -398,8 +398,10 @@ func (s *Syncer) SecurityGroupChanged(_ context.Context, op network.Op, g *netwo
 	s.enqueue(task{kind: kindGroup, id: g.ID})
 }
 
-// Resync queues a push of every network, router and instance port, as
-// after an agent joins or restarts, or the controller starts.
+// Resync prunes from every up host what no longer exists (deleted while
+// the host was away or the controller down), then queues a push of every
+// network, router and instance port, as after an agent joins or restarts,
+// or the controller starts.
 func (s *Syncer) Resync(ctx context.Context) error {
 	if s.net() == nil {
 		return fault.New(fault.Internal, "The network data plane has no network service.")
@@ -409,19 +411,37 @@ func (s *Syncer) Resync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range nets {
-		s.enqueue(task{kind: kindNetwork, id: n.ID})
-	}
 	rts, _, err := s.net().ListRouters(sys, network.ListOptions{})
 	if err != nil {
 		return err
 	}
-	for _, r := range rts {
-		s.enqueue(task{kind: kindRouter, id: r.ID})
-	}
 	ports, _, err := s.net().ListPorts(sys, network.ListOptions{})
 	if err != nil {
 		return err
+	}
+	keep := agentapi.NetworkKeep{Networks: []string{}, Routers: []string{}, Ports: []string{}}
+	for _, n := range nets {
+		keep.Networks = append(keep.Networks, n.ID)
+	}
+	for _, r := range rts {
+		keep.Routers = append(keep.Routers, r.ID)
+	}
+	for _, p := range ports {
+		keep.Ports = append(keep.Ports, p.ID)
+	}
+	if up, err := s.upHosts(ctx); err == nil {
+		for _, h := range up {
+			err := s.call(ctx, h.ID, func(ctx context.Context, c *hosts.Client) error { return c.PruneNetwork(ctx, keep) })
+			if err != nil && fault.KindOf(err) != fault.NotImplemented {
+				s.log.Warn("pruning a host's data plane failed", "host_id", h.ID, "err", err)
+			}
+		}
+	}
+	for _, n := range nets {
+		s.enqueue(task{kind: kindNetwork, id: n.ID})
+	}
+	for _, r := range rts {
+		s.enqueue(task{kind: kindRouter, id: r.ID})
 	}
 	for _, p := range ports {
 		if isCompute(&p) {

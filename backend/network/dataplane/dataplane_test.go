@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,7 @@ type plane struct {
 	failNext int            // how many next calls fail as Unavailable
 	calls    []string       // "apply-network <id>", "delete-port <id>", ...
 	state    map[string]any // "network/<id>", "router/<id>", "port/<id>"
+	keep     *agentapi.NetworkKeep
 }
 
 func newPlane() *plane { return &plane{state: map[string]any{}} }
@@ -72,6 +74,23 @@ func (p *plane) ApplyPortSecurity(_ context.Context, s agentapi.PortSecuritySpec
 }
 func (p *plane) DeletePortSecurity(_ context.Context, id string) error {
 	return p.rec("delete-port", "port", id, nil)
+}
+
+// Prune drops every network, router and port the keep lists do not name,
+// as netplane's Cleanup does on a host.
+func (p *plane) Prune(_ context.Context, keep agentapi.NetworkKeep) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, "prune")
+	p.keep = &keep
+	lists := map[string][]string{"network": keep.Networks, "router": keep.Routers, "port": keep.Ports}
+	for k := range p.state {
+		kind, id, _ := strings.Cut(k, "/")
+		if !slices.Contains(lists[kind], id) {
+			delete(p.state, k)
+		}
+	}
+	return nil
 }
 
 func (p *plane) network(id string) (agentapi.NetworkSpec, bool) {
@@ -437,14 +456,24 @@ func TestSyncerResyncsJoiningHost(t *testing.T) {
 	ok(t, err)
 	e.flush(t) // the port's host is not known yet: nothing to push it to
 
-	// The host joins and heartbeats: it gets the network and the port.
+	// The host joins and heartbeats: it loses what was deleted while it
+	// was away and gets the network and the port.
 	late := newPlane()
+	late.state["network/0d5d7a55-dead-4000-8000-000000000000"] = agentapi.NetworkSpec{}
+	late.state["router/0d5d7a55-dead-4000-8000-000000000001"] = agentapi.RouterSpec{}
 	e.startAgentEvery(t, "compute-late", late, 50*time.Millisecond)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, hasNet := late.network(n.ID)
 		_, hasPort := late.port(port.ID)
-		if hasNet && hasPort {
+		late.mu.Lock()
+		stale := len(late.state) - 2
+		keep := late.keep
+		late.mu.Unlock()
+		if hasNet && hasPort && stale == 0 {
+			if !slices.Contains(keep.Networks, n.ID) || !slices.Contains(keep.Ports, port.ID) {
+				t.Fatalf("keep lists %+v", keep)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
