@@ -54,9 +54,11 @@ type Page struct {
 	ProjectName string
 	Projects    []ProjectChoice
 	IsAdmin     bool
-	// HasCompute and HasImages show the compute and image pages.
+	// HasCompute, HasImages and HasNetwork show the compute, image and
+	// network pages.
 	HasCompute bool
 	HasImages  bool
+	HasNetwork bool
 	CSRF       string
 	Flash      *Flash
 	Assets     Assets

@@ -41,6 +41,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		o.ProjectDomain = ti.ProjectDom.Name
 	}
 	o.AuthURL, _ = authURL(r, ti.Catalog)
+	o.Usage = s.projectUsage(r)
 	s.page(w, r, http.StatusOK, "Overview", views.NavOverview, views.OverviewPage(o))
 }
 

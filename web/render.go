@@ -80,6 +80,7 @@ func (s *Server) pageModel(r *http.Request, title, nav string) views.Page {
 	p.IsAdmin = v.Creds.IsAdmin()
 	p.HasCompute = s.comp != nil
 	p.HasImages = s.imgs != nil
+	p.HasNetwork = s.nets != nil
 	p.CSRF = v.CSRF
 	p.Flash = s.popFlash(ctx)
 	if s.bus != nil {

@@ -193,9 +193,9 @@ func (s *Server) routes(apis []Mount) http.Handler {
 		d.Group(func(d chi.Router) {
 			d.Use(s.requireAdmin)
 
-			d.Get("/admin", redirectTo("/admin/system"))
 			d.Get("/admin/system", s.systemInfo)
 			s.adminComputeRoutes(d)
+			s.adminPageRoutes(d)
 
 			d.Get("/identity-admin", redirectTo(views.ProjectsURL))
 
