@@ -189,6 +189,7 @@ func (s *Server) routes(apis []Mount) http.Handler {
 		d.Get("/project/api-access/openrc", s.openrc)
 		s.computeRoutes(d)
 		s.imageRoutes(d)
+		s.networkRoutes(d)
 
 		d.Group(func(d chi.Router) {
 			d.Use(s.requireAdmin)

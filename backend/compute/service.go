@@ -107,6 +107,8 @@ type Service struct {
 	ctx    context.Context // background work; cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// waits hands agents' reports to API calls that wait for them.
+	waits opWaits
 }
 
 // The hosts registry forwards agents' reports to the service.
