@@ -347,7 +347,7 @@ func TestAdminExternalNetworkRoutersAndFloatingIPs(t *testing.T) {
 		t.Fatalf("subnet %+v %v", sn, err)
 	}
 	row := rowOf(t, admin.get("/admin/networks").body, "network-"+ext.ID)
-	for _, s := range []string{"public", "admin", "203.0.113.0/24", "External", "vlan", "physnet physnet1", "segment 101"} {
+	for _, s := range []string{"public", "admin", "203.0.113.0/24", "External", "vlan", "Physical network physnet1", "Segment 101"} {
 		if !strings.Contains(row, s) {
 			t.Fatalf("network row lacks %q:\n%s", s, row)
 		}
@@ -393,4 +393,24 @@ func TestAdminExternalNetworkRoutersAndFloatingIPs(t *testing.T) {
 	}
 	wantHXLocation(t, admin.post("/admin/networks/"+ext.ID+"/delete", nil, hx), "/admin/networks")
 	wantContains(t, admin.get("/admin/networks"), "No networks yet")
+}
+
+func TestAdminNetworkPagesNeedNetworking(t *testing.T) {
+	e := newComputeEnv(t)
+	admin := e.adminClient()
+	r := admin.get("/admin/overview")
+	wantStatus(t, r, http.StatusOK)
+	// Quotas still has compute's section; the network pages are absent.
+	wantContains(t, r, `href="/admin/quotas"`, `href="/admin/images"`)
+	wantNotContains(t, r, `href="/admin/networks"`, `href="/admin/routers"`, `href="/admin/floating-ips"`)
+	for _, p := range []string{"/admin/networks", "/admin/routers", "/admin/floating-ips"} {
+		wantStatus(t, admin.get(p), http.StatusNotFound)
+	}
+	r = admin.get("/admin/quotas")
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `id="quota-compute"`)
+	wantNotContains(t, r, `id="quota-network"`)
+	wantStatus(t, admin.post("/admin/quotas/"+e.boot.AdminProject+"/network", url.Values{"network": {"1"}}), http.StatusNotFound)
+	// A stale page marker starts the image list again.
+	wantContains(t, admin.get("/admin/images?marker=gone"), "cirros")
 }
