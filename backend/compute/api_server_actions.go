@@ -148,6 +148,8 @@ func (a *apiHandler) serverAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rest.JSON(w, http.StatusOK, map[string]any{"console": map[string]any{"type": c.Type, "url": c.URL}})
+	case "addFloatingIp", "removeFloatingIp":
+		a.floatingIPAction(w, r, id, name, raw)
 	default:
 		a.fail(w, r, fault.NotFoundf("There is no such action: %s", name))
 	}

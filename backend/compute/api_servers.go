@@ -31,6 +31,7 @@ func (a *apiHandler) serverRoutes(r chi.Router) {
 	r.Delete("/servers/{id}/metadata/{key}", a.deleteMetadataItem)
 	r.Get("/servers/{id}/os-instance-actions", a.listActions)
 	r.Get("/servers/{id}/os-instance-actions/{req}", a.showAction)
+	a.interfaceRoutes(r)
 }
 
 // serverView is a server in Nova's detail shape for the request's

@@ -14,9 +14,10 @@ import (
 )
 
 // NetworkPorts is compute's view of the network service: the few port and
-// network calls a boot, a delete and the server views need. Lookups and
-// port creation act for the caller in ctx (what the user may see and
-// create); BindPort, UnbindPort, DevicePorts and DeletePort act with the
+// network calls a boot, a delete, interface attachments, the floating IP
+// actions and the server views need. Lookups, port creation and floating
+// IP changes act for the caller in ctx (what the user may see, create and
+// change); BindPort, UnbindPort, DevicePorts and DeletePort act with the
 // control plane's own rights, since binding is admin-only in Neutron and
 // cleanups run in the background without a caller. Errors are *fault.Error
 // values; a missing or invisible object is NotFound.
@@ -38,6 +39,23 @@ type NetworkPorts interface {
 	DevicePorts(ctx context.Context, deviceID string) ([]PortInfo, error)
 	// DeletePort deletes a port.
 	DeletePort(ctx context.Context, portID string) error
+	// FloatingIPByAddress returns the caller's floating IP with address.
+	FloatingIPByAddress(ctx context.Context, address string) (*FloatingIPInfo, error)
+	// AssociateFloatingIP points the caller's floating IP id at fixedIP of
+	// portID.
+	AssociateFloatingIP(ctx context.Context, id, portID, fixedIP string) error
+	// DisassociateFloatingIP detaches the caller's floating IP id from its
+	// port.
+	DisassociateFloatingIP(ctx context.Context, id string) error
+}
+
+// FloatingIPInfo is a floating IP as compute sees it; PortID and FixedIP
+// are "" while it is not associated.
+type FloatingIPInfo struct {
+	ID      string
+	Address string
+	PortID  string
+	FixedIP string
 }
 
 // NetworkInfo is a network as compute sees it.
@@ -58,11 +76,13 @@ type FixedIP struct {
 
 // PortInfo is a port as compute sees it, with its network's name and MTU.
 type PortInfo struct {
-	ID          string
-	NetworkID   string
-	ProjectID   string
-	DeviceID    string
-	MAC         string
+	ID        string
+	NetworkID string
+	ProjectID string
+	DeviceID  string
+	MAC       string
+	// Status is Neutron's port status (ACTIVE, DOWN, BUILD, ERROR).
+	Status      string
 	FixedIPs    []FixedIP
 	MTU         int
 	NetworkName string
@@ -72,9 +92,12 @@ type PortInfo struct {
 
 // PortRequest asks for a new port on NetworkID for an instance. FixedIP,
 // when set, is the one address wanted; SecurityGroups are names or IDs
-// (nil: the project's default group).
+// (nil: the project's default group); ProjectID, when set, owns the port
+// (an admin attaching a port to another project's server), else the
+// caller's project does.
 type PortRequest struct {
 	NetworkID      string
+	ProjectID      string
 	FixedIP        string
 	SecurityGroups []string
 	DeviceID       string
@@ -310,19 +333,26 @@ func (s *Service) releasePorts(ctx context.Context, id string) {
 	}
 	rows.Close()
 	for _, r := range list {
-		var err error
-		if r.created {
-			err = s.cfg.Networks.DeletePort(ctx, r.port)
-		} else {
-			err = s.cfg.Networks.UnbindPort(ctx, r.port)
-		}
-		if err != nil && !fault.Is(err, fault.NotFound) {
-			s.log.Warn("release port", "instance", id, "port", r.port, "err", err)
-			continue
-		}
-		if err := s.forgetPort(ctx, id, r.port); err != nil {
-			s.log.Warn("forget port", "instance", id, "port", r.port, "err", err)
-		}
+		s.releasePort(ctx, id, r.port, r.created)
+	}
+}
+
+// releasePort deletes port if compute created it for instance, else
+// unbinds it, and forgets it.
+func (s *Service) releasePort(ctx context.Context, instance, port string, created bool) {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if created {
+		err = s.cfg.Networks.DeletePort(ctx, port)
+	} else {
+		err = s.cfg.Networks.UnbindPort(ctx, port)
+	}
+	if err != nil && !fault.Is(err, fault.NotFound) {
+		s.log.Warn("release port", "instance", instance, "port", port, "err", err)
+		return
+	}
+	if err := s.forgetPort(ctx, instance, port); err != nil {
+		s.log.Warn("forget port", "instance", instance, "port", port, "err", err)
 	}
 }
 

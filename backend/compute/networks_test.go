@@ -65,7 +65,7 @@ func (a *testNetworks) GetPort(ctx context.Context, id string) (*compute.PortInf
 }
 
 func (a *testNetworks) CreatePort(ctx context.Context, req compute.PortRequest) (*compute.PortInfo, error) {
-	in := network.PortCreate{NetworkID: req.NetworkID, DeviceID: req.DeviceID, DeviceOwner: req.DeviceOwner}
+	in := network.PortCreate{NetworkID: req.NetworkID, ProjectID: req.ProjectID, DeviceID: req.DeviceID, DeviceOwner: req.DeviceOwner}
 	if req.FixedIP != "" {
 		in.FixedIPs = []network.FixedIPRequest{{IPAddress: req.FixedIP}}
 	}
@@ -107,14 +107,43 @@ func (a *testNetworks) DeletePort(ctx context.Context, portID string) error {
 }
 
 func (a *testNetworks) info(p *network.Port) *compute.PortInfo {
-	i := &compute.PortInfo{ID: p.ID, NetworkID: p.NetworkID, ProjectID: p.ProjectID, DeviceID: p.DeviceID, MAC: p.MACAddress}
+	i := &compute.PortInfo{ID: p.ID, NetworkID: p.NetworkID, ProjectID: p.ProjectID, DeviceID: p.DeviceID, MAC: p.MACAddress,
+		Status: p.Status}
 	for _, ip := range p.FixedIPs {
 		i.FixedIPs = append(i.FixedIPs, compute.FixedIP{SubnetID: ip.SubnetID, IP: ip.IPAddress})
 	}
-	if n, err := a.nets.GetNetwork(asService(context.Background()), p.NetworkID); err == nil {
+	sctx := asService(context.Background())
+	if n, err := a.nets.GetNetwork(sctx, p.NetworkID); err == nil {
 		i.NetworkName, i.MTU = n.Name, n.MTU
 	}
+	if fips, _, err := a.nets.ListFloatingIPs(sctx, network.ListOptions{Filters: map[string][]string{"port_id": {p.ID}}}); err == nil {
+		for _, f := range fips {
+			i.FloatingIPs = append(i.FloatingIPs, f.FloatingIPAddress)
+		}
+	}
 	return i
+}
+
+func (a *testNetworks) FloatingIPByAddress(ctx context.Context, address string) (*compute.FloatingIPInfo, error) {
+	list, _, err := a.nets.ListFloatingIPs(ctx, network.ListOptions{Filters: map[string][]string{"floating_ip_address": {address}}})
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fault.NotFoundf("Floating IP %s could not be found.", address)
+	}
+	f := list[0]
+	return &compute.FloatingIPInfo{ID: f.ID, Address: f.FloatingIPAddress, PortID: f.PortID, FixedIP: f.FixedIPAddress}, nil
+}
+
+func (a *testNetworks) AssociateFloatingIP(ctx context.Context, id, portID, fixedIP string) error {
+	_, err := a.nets.UpdateFloatingIP(ctx, id, network.FloatingIPUpdate{SetPort: true, PortID: portID, FixedIPAddress: fixedIP})
+	return err
+}
+
+func (a *testNetworks) DisassociateFloatingIP(ctx context.Context, id string) error {
+	_, err := a.nets.UpdateFloatingIP(ctx, id, network.FloatingIPUpdate{SetPort: true})
+	return err
 }
 
 // netEnv is a compute environment with a real network service.

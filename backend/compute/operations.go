@@ -17,6 +17,8 @@ type outcome struct {
 	destroy     bool
 	// releasePorts: a failed build's ports are to be released.
 	releasePorts bool
+	// iface: an interface attach or detach finished; ok is its outcome.
+	iface, ok bool
 }
 
 // completeOp applies an agent's report of operation op.ID, made on hostID,
@@ -46,6 +48,10 @@ func (s *Service) completeOp(ctx context.Context, hostID string, op agentapi.Ope
 	if applied == nil {
 		return nil
 	}
+	if out.iface {
+		s.finishInterface(ctx, applied, out.ok)
+	}
+	s.waits.done(op)
 	s.sched.Forget(out.freed)
 	if out.deleteImage != "" && s.cfg.Images != nil {
 		if err := s.cfg.Images.DeleteImage(ctx, out.deleteImage); err != nil && !fault.Is(err, fault.NotFound) {
@@ -128,6 +134,11 @@ func (s *Service) applyOp(ctx context.Context, tx *sql.Tx, p *pendingOp, op agen
 	}
 	if err := finishEvent(ctx, tx, p.EventID, result, tb, now); err != nil {
 		return err
+	}
+	if p.Kind == agentapi.ActionAttachInterface || p.Kind == agentapi.ActionDetachInterface {
+		// Hot-plugging leaves the server's states alone; only its ports change.
+		out.iface, out.ok = true, ok
+		return nil
 	}
 	if srv.Deleted || srv.TaskState == TaskDeleting {
 		if p.Kind == agentapi.ActionSnapshot {

@@ -95,6 +95,12 @@ func PolicyRules() []policy.Rule {
 		r("os_compute_api:os-instance-actions:show", ruleProjectReader, "Show a server action."),
 		r(policyEvents, ruleAdmin, "See the events of a server action."),
 		r(policyEventDetails, ruleAdmin, "See the details of server action events."),
+		r("os_compute_api:os-attach-interfaces:list", ruleProjectReader, "List a server's interfaces."),
+		r("os_compute_api:os-attach-interfaces:show", ruleProjectReader, "Show a server's interface."),
+		r("os_compute_api:os-attach-interfaces:create", ruleProjectMember, "Attach an interface to a server."),
+		r("os_compute_api:os-attach-interfaces:delete", ruleProjectMember, "Detach an interface from a server."),
+		r("os_compute_api:os-floating-ips:add", ruleProjectMember, "Associate a floating IP with a server (addFloatingIp)."),
+		r("os_compute_api:os-floating-ips:remove", ruleProjectMember, "Disassociate a floating IP from a server (removeFloatingIp)."),
 
 		// Zones, hosts and their grouping.
 		r("os_compute_api:os-availability-zone:list", ruleAny, "List availability zones."),

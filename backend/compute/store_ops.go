@@ -36,6 +36,10 @@ type opData struct {
 	// Name and Metadata are a rebuild's new name and metadata.
 	Name     *string           `json:"name,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// PortID is the port an interface attach or detach plugs; PortCreated
+	// says compute created it (and deletes it when it leaves).
+	PortID      string `json:"port_id,omitempty"`
+	PortCreated bool   `json:"port_created,omitempty"`
 }
 
 func insertOp(ctx context.Context, tx *sql.Tx, op *pendingOp) error {

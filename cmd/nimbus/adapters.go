@@ -132,11 +132,11 @@ func (d vncDialer) DialVNC(ctx context.Context, hostID, uuid string) (io.ReadWri
 
 var _ compute.NetworkPorts = computeNetworks{}
 
-// computeNetworks is compute's view of the network service. Lookups and
-// port creation act for the user in ctx; binding (binding:host_id is
-// admin-only in Neutron), unbinding, listing an instance's ports and
-// deleting them act for the control plane, since cleanups run from agent
-// reports and background work that carry no user.
+// computeNetworks is compute's view of the network service. Lookups, port
+// creation and floating IP changes act for the user in ctx; binding
+// (binding:host_id is admin-only in Neutron), unbinding, listing an
+// instance's ports and deleting them act for the control plane, since
+// cleanups run from agent reports and background work that carry no user.
 //
 // wire, when set, puts a bound port's network and security on its host
 // before BindPort returns, so the guest compute boots next finds its
@@ -176,7 +176,7 @@ func (a computeNetworks) GetPort(ctx context.Context, id string) (*compute.PortI
 }
 
 func (a computeNetworks) CreatePort(ctx context.Context, req compute.PortRequest) (*compute.PortInfo, error) {
-	in := network.PortCreate{NetworkID: req.NetworkID, DeviceID: req.DeviceID, DeviceOwner: req.DeviceOwner}
+	in := network.PortCreate{NetworkID: req.NetworkID, ProjectID: req.ProjectID, DeviceID: req.DeviceID, DeviceOwner: req.DeviceOwner}
 	if req.FixedIP != "" {
 		in.FixedIPs = []network.FixedIPRequest{{IPAddress: req.FixedIP}}
 	}
@@ -264,7 +264,8 @@ func (a computeNetworks) DeletePort(ctx context.Context, portID string) error {
 // portInfo is p with its network's name and MTU (read with the control
 // plane's rights: a port's network may be another project's shared one).
 func (a computeNetworks) portInfo(ctx context.Context, p *network.Port) *compute.PortInfo {
-	info := &compute.PortInfo{ID: p.ID, NetworkID: p.NetworkID, ProjectID: p.ProjectID, DeviceID: p.DeviceID, MAC: p.MACAddress}
+	info := &compute.PortInfo{ID: p.ID, NetworkID: p.NetworkID, ProjectID: p.ProjectID, DeviceID: p.DeviceID, MAC: p.MACAddress,
+		Status: p.Status}
 	for _, ip := range p.FixedIPs {
 		info.FixedIPs = append(info.FixedIPs, compute.FixedIP{SubnetID: ip.SubnetID, IP: ip.IPAddress})
 	}
@@ -278,6 +279,30 @@ func (a computeNetworks) portInfo(ctx context.Context, p *network.Port) *compute
 		}
 	}
 	return info
+}
+
+// FloatingIPByAddress looks the address up among the caller's floating
+// IPs, so another project's address is as unknown as a missing one.
+func (a computeNetworks) FloatingIPByAddress(ctx context.Context, address string) (*compute.FloatingIPInfo, error) {
+	list, _, err := a.nets.ListFloatingIPs(ctx, network.ListOptions{Filters: map[string][]string{"floating_ip_address": {address}}})
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fault.NotFoundf("Floating IP %s could not be found.", address)
+	}
+	f := list[0]
+	return &compute.FloatingIPInfo{ID: f.ID, Address: f.FloatingIPAddress, PortID: f.PortID, FixedIP: f.FixedIPAddress}, nil
+}
+
+func (a computeNetworks) AssociateFloatingIP(ctx context.Context, id, portID, fixedIP string) error {
+	_, err := a.nets.UpdateFloatingIP(ctx, id, network.FloatingIPUpdate{SetPort: true, PortID: portID, FixedIPAddress: fixedIP})
+	return err
+}
+
+func (a computeNetworks) DisassociateFloatingIP(ctx context.Context, id string) error {
+	_, err := a.nets.UpdateFloatingIP(ctx, id, network.FloatingIPUpdate{SetPort: true})
+	return err
 }
 
 func computeNetworkInfo(n *network.Network) compute.NetworkInfo {
