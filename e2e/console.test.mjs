@@ -9,9 +9,8 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { launchBrowser, repoRoot, screenshot, startNimbus } from './harness.mjs';
+import { apiCall, eventually, launchBrowser, projectToken, repoRoot, screenshot, startNimbus } from './harness.mjs';
 
 const run = promisify(execFile);
 const BIN = process.env.NIMBUS_BIN || path.join(repoRoot, 'bin', 'nimbus');
@@ -37,55 +36,13 @@ after(async () => {
   if (imageDir) await rm(imageDir, { recursive: true, force: true });
 });
 
-async function adminToken() {
-  const res = await fetch(`${nimbus.url}/identity/v3/auth/tokens`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ auth: {
-      identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password: nimbus.adminPassword } } },
-      scope: { project: { name: 'admin', domain: { name: 'Default' } } },
-    } }),
-  });
-  assert.equal(res.status, 201, `admin login: ${res.status} ${await res.text()}`);
-  return res.headers.get('x-subject-token');
-}
-
-// api sends an authenticated request and returns {status, headers, body}
-// (body parsed as JSON when it is JSON).
-async function api(method, p, body, headers = {}) {
-  const h = { 'X-Auth-Token': token, 'OpenStack-API-Version': 'compute 2.79', ...headers };
-  let payload;
-  if (body instanceof Uint8Array) {
-    h['Content-Type'] = 'application/octet-stream';
-    payload = body;
-  } else if (body !== undefined) {
-    h['Content-Type'] = 'application/json';
-    payload = JSON.stringify(body);
-  }
-  const res = await fetch(`${nimbus.url}${p}`, { method, headers: h, body: payload, signal: AbortSignal.timeout(60_000) });
-  const text = await res.text();
-  let parsed = text;
-  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-  return { status: res.status, headers: res.headers, body: parsed };
-}
+const adminToken = () => projectToken(nimbus.url, 'admin', nimbus.adminPassword, 'admin');
+const api = (method, p, body, headers) => apiCall(nimbus.url, token, method, p, body, headers);
 
 async function must(want, method, p, body, headers) {
   const r = await api(method, p, body, headers);
   assert.equal(r.status, want, `${method} ${p}: ${r.status} ${JSON.stringify(r.body)}`);
   return r;
-}
-
-// eventually polls cond (returning a truthy value when done) every 500 ms
-// for at most timeoutMs; the failure names what and cond's last note.
-async function eventually(what, timeoutMs, cond) {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const r = await cond((note) => { last = note; });
-    if (r) return r;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; last: ${last}`);
-    await sleep(500);
-  }
 }
 
 test('the noVNC console of a booted server connects and shows its screen', { timeout: 300_000 }, async () => {

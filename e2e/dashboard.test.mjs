@@ -14,9 +14,10 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { launchBrowser, repoRoot, screenshot, startNimbus } from './harness.mjs';
+import { apiCall, eventually, launchBrowser, login as loginAt, projectToken, repoRoot, screenshot, startNimbus, watchPage } from './harness.mjs';
+
+const login = (page, user, password) => loginAt(page, nimbus.url, user, password);
 
 const run = promisify(execFile);
 const BIN = process.env.NIMBUS_BIN || path.join(repoRoot, 'bin', 'nimbus');
@@ -42,51 +43,13 @@ after(async () => {
   if (imageDir) await rm(imageDir, { recursive: true, force: true });
 });
 
-async function tokenFor(user, password, project) {
-  const res = await fetch(`${nimbus.url}/identity/v3/auth/tokens`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ auth: {
-      identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
-      scope: { project: { name: project, domain: { name: 'Default' } } },
-    } }),
-  });
-  assert.equal(res.status, 201, `${user} login: ${res.status} ${await res.text()}`);
-  return res.headers.get('x-subject-token');
-}
-
-async function api(token, method, p, body) {
-  const h = { 'X-Auth-Token': token, 'OpenStack-API-Version': 'compute 2.79' };
-  let payload;
-  if (body instanceof Uint8Array) {
-    h['Content-Type'] = 'application/octet-stream';
-    payload = body;
-  } else if (body !== undefined) {
-    h['Content-Type'] = 'application/json';
-    payload = JSON.stringify(body);
-  }
-  const res = await fetch(`${nimbus.url}${p}`, { method, headers: h, body: payload, signal: AbortSignal.timeout(60_000) });
-  const text = await res.text();
-  let parsed = text;
-  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-  return { status: res.status, body: parsed };
-}
+const tokenFor = (user, password, project) => projectToken(nimbus.url, user, password, project);
+const api = (token, method, p, body) => apiCall(nimbus.url, token, method, p, body);
 
 async function must(token, want, method, p, body) {
   const r = await api(token, method, p, body);
   assert.equal(r.status, want, `${method} ${p}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
-}
-
-async function eventually(what, timeoutMs, cond) {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const r = await cond((note) => { last = note; });
-    if (r) return r;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; last: ${last}`);
-    await sleep(500);
-  }
 }
 
 // A project with one member, through the identity API.
@@ -97,25 +60,6 @@ async function projectWithMember(project, user) {
   const roles = await must(adminToken, 200, 'GET', '/identity/v3/roles?name=member');
   await must(adminToken, 204, 'PUT', `/identity/v3/projects/${p.project.id}/users/${u.user.id}/roles/${roles.roles[0].id}`);
   return p.project.id;
-}
-
-function watchPage(page) {
-  const problems = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) problems.push(msg.text());
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  return problems;
-}
-
-async function login(page, user, password) {
-  await page.goto(`${nimbus.url}/auth/login`);
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(password);
-  await Promise.all([
-    page.waitForURL(/\/project\/overview$/),
-    page.getByRole('button', { name: 'Sign in' }).click(),
-  ]);
 }
 
 // rowAction opens the instance row's Actions menu and picks an item.

@@ -168,3 +168,78 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+/**
+ * watchPage records CSP violations and page errors in the returned array:
+ * the dashboard must run under its strict policy without a single one.
+ */
+export function watchPage(page) {
+  const problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) problems.push(msg.text());
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  return problems;
+}
+
+/** login signs user in through the login form and waits for the overview. */
+export async function login(page, baseURL, user, password) {
+  await page.goto(`${baseURL}/auth/login`);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await Promise.all([
+    page.waitForURL(/\/project\/overview$/),
+    page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
+}
+
+/** projectToken is a project-scoped Keystone token for user. */
+export async function projectToken(baseURL, user, password, project) {
+  const res = await fetch(`${baseURL}/identity/v3/auth/tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ auth: {
+      identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
+      scope: { project: { name: project, domain: { name: 'Default' } } },
+    } }),
+  });
+  if (res.status !== 201) throw new Error(`${user} login: ${res.status} ${await res.text()}`);
+  return res.headers.get('x-subject-token');
+}
+
+/**
+ * apiCall sends an authenticated OpenStack API request (a Uint8Array body
+ * as octet-stream, anything else as JSON) and returns {status, headers,
+ * body}, the body parsed when it is JSON.
+ */
+export async function apiCall(baseURL, token, method, p, body, headers = {}) {
+  const h = { 'X-Auth-Token': token, 'OpenStack-API-Version': 'compute 2.79', ...headers };
+  let payload;
+  if (body instanceof Uint8Array) {
+    h['Content-Type'] = 'application/octet-stream';
+    payload = body;
+  } else if (body !== undefined) {
+    h['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const res = await fetch(`${baseURL}${p}`, { method, headers: h, body: payload, signal: AbortSignal.timeout(60_000) });
+  const text = await res.text();
+  let parsed = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+
+/**
+ * eventually polls cond (truthy when done; it may call note(text) to
+ * explain itself) every 500 ms for at most timeoutMs.
+ */
+export async function eventually(what, timeoutMs, cond) {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const r = await cond((note) => { last = note; });
+    if (r) return r;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}; last: ${last}`);
+    await sleep(500);
+  }
+}

@@ -4,7 +4,7 @@
 // that project, no Identity menu, and a 403 for the identity pages.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, screenshot, startNimbus } from './harness.mjs';
+import { launchBrowser, login as loginAt, screenshot, startNimbus, watchPage } from './harness.mjs';
 
 const PROJECT = 'e2e-project';
 const USER = 'e2e-user';
@@ -23,26 +23,7 @@ after(async () => {
   await nimbus?.stop();
 });
 
-// watchPage records CSP violations and page errors: the dashboard must run
-// under its strict policy without a single one.
-function watchPage(page) {
-  const problems = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) problems.push(msg.text());
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  return problems;
-}
-
-async function login(page, user, password) {
-  await page.goto(`${nimbus.url}/auth/login`);
-  await page.getByLabel('User name').fill(user);
-  await page.getByLabel('Password').fill(password);
-  await Promise.all([
-    page.waitForURL(/\/project\/overview$/),
-    page.getByRole('button', { name: 'Sign in' }).click(),
-  ]);
-}
+const login = (page, user, password) => loginAt(page, nimbus.url, user, password);
 
 async function logout(page) {
   await page.locator('details.user-menu > summary').click();

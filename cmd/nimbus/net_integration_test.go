@@ -102,31 +102,32 @@ func sshRun(addr string, key ssh.Signer, cmd string) (string, error) {
 // IDs: namespaces, links, dnsmasq processes and iptables rules naming them.
 func hostInventory(t *testing.T, ids []string) []string {
 	t.Helper()
+	out := func(name string, args ...string) string {
+		b, _ := exec.Command(name, args...).Output()
+		return string(b)
+	}
+	// What to list, and how much of an ID its names carry: namespaces and
+	// dnsmasq command lines the whole ID, links and chains 10 characters.
+	sources := []struct {
+		what, text string
+		full       bool
+	}{
+		{"namespace", out("ip", "netns", "list"), true},
+		{"dnsmasq", out("pgrep", "-a", "dnsmasq"), true},
+		{"link", out("ip", "-o", "link", "show"), false},
+		{"iptables", out("iptables-save"), false},
+	}
 	var found []string
-	short := func(id string) string { return id[:10] }
-	ns, _ := exec.Command("ip", "netns", "list").Output()
-	links, _ := exec.Command("ip", "-o", "link", "show").Output()
-	procs, _ := exec.Command("pgrep", "-a", "dnsmasq").Output()
-	rules, _ := exec.Command("iptables-save").Output()
 	for _, id := range ids {
-		for _, l := range strings.Split(string(ns), "\n") {
-			if strings.Contains(l, id) {
-				found = append(found, "namespace "+l)
+		for _, src := range sources {
+			key := id
+			if !src.full {
+				key = id[:10]
 			}
-		}
-		for _, l := range strings.Split(string(links), "\n") {
-			if strings.Contains(l, short(id)) {
-				found = append(found, "link "+l)
-			}
-		}
-		for _, l := range strings.Split(string(procs), "\n") {
-			if strings.Contains(l, id) {
-				found = append(found, "dnsmasq "+l)
-			}
-		}
-		for _, l := range strings.Split(string(rules), "\n") {
-			if strings.Contains(l, short(id)) {
-				found = append(found, "iptables "+l)
+			for _, l := range strings.Split(src.text, "\n") {
+				if strings.Contains(l, key) {
+					found = append(found, src.what+" "+l)
+				}
 			}
 		}
 	}
