@@ -55,6 +55,8 @@ type NetworkList struct {
 // NetworkForm is the create-network dialog: a network and its first subnet.
 type NetworkForm struct {
 	Form
+	// NetworkID, when set, makes the form add a subnet to that network.
+	NetworkID  string
 	Name       string
 	SubnetName string
 	CIDR       string

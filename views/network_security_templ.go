@@ -362,7 +362,7 @@ func SecurityGroupDetailPage(d SecurityGroupDetail) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if d.CanWrite {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<div class=\"header-actions\" id=\"rule-presets\" aria-label=\"Allow from anywhere\"><span class=\"muted\">Allow from anywhere:</span> ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<div class=\"header-actions\" id=\"rule-presets\" role=\"group\" aria-label=\"Allow from anywhere\"><span class=\"muted\">Allow from anywhere:</span> ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

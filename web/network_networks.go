@@ -30,7 +30,13 @@ func networkRow(v *viewer, ix *networkIndex, n *network.Network) views.NetworkRo
 }
 
 func (s *Server) renderNetworkForm(w http.ResponseWriter, r *http.Request, status int, f views.NetworkForm) {
-	f.Cancel = views.NetworksURL
+	if f.NetworkID != "" {
+		back := views.Path(views.NetworksURL, f.NetworkID)
+		f.Action, f.Cancel = views.Path(views.NetworksURL, f.NetworkID, "subnets"), back
+		s.formPage(w, r, status, "Add subnet", views.NavNetworks, back, "Network", views.NetworkFormView(f))
+		return
+	}
+	f.Action, f.Cancel = views.NetworksURL, views.NetworksURL
 	s.formPage(w, r, status, "Create network", views.NavNetworks, views.NetworksURL, "Networks", views.NetworkFormView(f))
 }
 
@@ -75,21 +81,8 @@ func parsePools(s string) ([]network.AllocationPool, bool) {
 // without addresses that the user did not ask for.
 func (s *Server) networkCreate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	f := views.NetworkForm{
-		Name: field(r, "name"), SubnetName: field(r, "subnet_name"), CIDR: field(r, "cidr"), Gateway: field(r, "gateway"),
-		NoGateway: checked(r, "no_gateway"), DHCP: checked(r, "dhcp"), DNS: field(r, "dns"), Pools: field(r, "pools"),
-	}
+	f, sc := subnetForm(r)
 	requireName(&f.Form, f.Name, "network")
-	if f.CIDR == "" {
-		f.SetError("cidr", "Enter the subnet's network address, such as 10.0.0.0/24.")
-	}
-	if f.NoGateway && f.Gateway != "" {
-		f.SetError("gateway", "Leave the gateway blank, or untick “No gateway”.")
-	}
-	pools, ok := parsePools(f.Pools)
-	if !ok {
-		f.SetError("pools", "Write each pool as start,end on a line of its own, such as 10.0.0.10,10.0.0.200.")
-	}
 	if !f.Valid() {
 		s.renderNetworkForm(w, r, http.StatusUnprocessableEntity, f)
 		return
@@ -101,15 +94,7 @@ func (s *Server) networkCreate(w http.ResponseWriter, r *http.Request) {
 		s.renderNetworkForm(w, r, formStatus(err), f)
 		return
 	}
-	dhcp := f.DHCP
-	sc := network.SubnetCreate{NetworkID: n.ID, Name: f.SubnetName, CIDR: f.CIDR, EnableDHCP: &dhcp,
-		DNSNameservers: lines(f.DNS, true), AllocationPools: pools}
-	if f.NoGateway {
-		none := ""
-		sc.GatewayIP = &none
-	} else if f.Gateway != "" {
-		sc.GatewayIP = &f.Gateway
-	}
+	sc.NetworkID = n.ID
 	if _, err := s.nets.CreateSubnet(ctx, sc); err != nil {
 		err = inWords(err, "create subnets")
 		s.formFault(r, &f.Form, err)
@@ -121,6 +106,62 @@ func (s *Server) networkCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.done(w, r, views.NetworksURL, "Network "+quoted(f.Name)+" created.")
+}
+
+// subnetNew is GET /project/networks/{id}/subnets/new.
+func (s *Server) subnetNew(w http.ResponseWriter, r *http.Request) {
+	n, err := s.nets.GetNetwork(r.Context(), urlID(r))
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	s.renderNetworkForm(w, r, http.StatusOK, views.NetworkForm{NetworkID: n.ID, DHCP: true})
+}
+
+// subnetCreate is POST /project/networks/{id}/subnets.
+func (s *Server) subnetCreate(w http.ResponseWriter, r *http.Request) {
+	f, sc := subnetForm(r)
+	f.NetworkID, sc.NetworkID = urlID(r), urlID(r)
+	if !f.Valid() {
+		s.renderNetworkForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	if _, err := s.nets.CreateSubnet(r.Context(), sc); err != nil {
+		err = inWords(err, "create subnets")
+		s.formFault(r, &f.Form, err)
+		s.renderNetworkForm(w, r, formStatus(err), f)
+		return
+	}
+	s.done(w, r, views.Path(views.NetworksURL, f.NetworkID), "Subnet "+f.CIDR+" added.")
+}
+
+// subnetForm reads the subnet part of the wizard (all of the add-subnet
+// form) and checks what the service would only report less clearly.
+func subnetForm(r *http.Request) (views.NetworkForm, network.SubnetCreate) {
+	f := views.NetworkForm{
+		Name: field(r, "name"), SubnetName: field(r, "subnet_name"), CIDR: field(r, "cidr"), Gateway: field(r, "gateway"),
+		NoGateway: checked(r, "no_gateway"), DHCP: checked(r, "dhcp"), DNS: field(r, "dns"), Pools: field(r, "pools"),
+	}
+	if f.CIDR == "" {
+		f.SetError("cidr", "Enter the subnet's network address, such as 10.0.0.0/24.")
+	}
+	if f.NoGateway && f.Gateway != "" {
+		f.SetError("gateway", "Leave the gateway blank, or untick “No gateway”.")
+	}
+	pools, ok := parsePools(f.Pools)
+	if !ok {
+		f.SetError("pools", "Write each pool as start,end on a line of its own, such as 10.0.0.10,10.0.0.200.")
+	}
+	dhcp := f.DHCP
+	sc := network.SubnetCreate{Name: f.SubnetName, CIDR: f.CIDR, EnableDHCP: &dhcp,
+		DNSNameservers: lines(f.DNS, true), AllocationPools: pools}
+	if f.NoGateway {
+		none := ""
+		sc.GatewayIP = &none
+	} else if f.Gateway != "" {
+		sc.GatewayIP = &f.Gateway
+	}
+	return f, sc
 }
 
 // networkDetail is GET /project/networks/{id}.

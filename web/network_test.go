@@ -578,3 +578,27 @@ func TestNetworkReaderCannotDelete(t *testing.T) {
 		t.Fatal("the reader deleted the network")
 	}
 }
+
+func TestNetworkAddSubnetOverlapInline(t *testing.T) {
+	e := newNetworkEnv(t)
+	c := e.aliceClient()
+	wantStatus(t, c.wizard("multi", "10.12.0.0/24"), http.StatusNoContent)
+	n := e.networkNamed("multi")
+	page := "/project/networks/" + n.ID
+	wantContains(t, c.get(page), `href="`+page+`/subnets/new"`)
+	form := c.get(page+"/subnets/new", hxTargetModal)
+	wantStatus(t, form, http.StatusOK)
+	wantContains(t, form, `id="network-form"`, "Add subnet")
+	wantNotContains(t, form, "Network name")
+
+	r := c.post(page+"/subnets", url.Values{"cidr": {"10.12.0.128/25"}, "dhcp": {"true"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, `class="alert alert-error"`, "overlaps with another subnet", `value="10.12.0.128/25"`)
+	if got := e.networkNamed("multi"); len(got.Subnets) != 1 {
+		t.Fatalf("subnets %v", got.Subnets)
+	}
+
+	r = c.post(page+"/subnets", url.Values{"subnet_name": {"second"}, "cidr": {"10.13.0.0/24"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusNoContent)
+	wantContains(t, c.get(page), "second", "10.13.0.0/24", "10.12.0.0/24")
+}
