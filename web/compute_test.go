@@ -190,7 +190,7 @@ func newComputeEnv(t testing.TB) *cenv {
 	reg.SetImageSource(agentImageSource{imgs})
 	bus := events.New()
 	comp, err := compute.New(ctx, d, compute.Config{Policy: pol, Hosts: reg, Images: testImages{imgs}, Tokens: ids,
-		PublicURL: srv.URL, ReconcileInterval: -1, Logger: log, Events: bus, ChangeFeedInterval: 20 * time.Millisecond})
+		PublicURL: srv.URL, ReconcileInterval: -1, Logger: log, Events: bus})
 	if err != nil {
 		t.Fatal(err)
 	}

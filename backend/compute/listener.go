@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/agents/agentapi"
@@ -170,6 +171,9 @@ func (s *Service) Heartbeat(ctx context.Context, host hosts.Host, hb agentapi.He
 		if err != nil {
 			return nil, err
 		}
+		for _, c := range changes {
+			s.changed(ctx, c.uuid, nil)
+		}
 	}
 	return orphans, nil
 }
@@ -192,7 +196,9 @@ func (s *Service) Events(ctx context.Context, host hosts.Host, evs []agentapi.Ev
 	if err != nil {
 		return err
 	}
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+	var changedIDs []string
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		changedIDs = changedIDs[:0]
 		now := s.now()
 		for _, e := range evs {
 			r, ok := known[e.UUID]
@@ -218,7 +224,15 @@ func (s *Service) Events(ctx context.Context, host hosts.Host, evs []agentapi.Ev
 			}
 			r.vmState, r.power = vm, power
 			known[e.UUID] = r
+			changedIDs = append(changedIDs, e.UUID)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(changedIDs))) {
+		s.changed(ctx, id, nil)
+	}
+	return nil
 }

@@ -48,6 +48,7 @@ func (s *Service) completeOp(ctx context.Context, hostID string, op agentapi.Ope
 	if applied == nil {
 		return nil
 	}
+	s.changed(ctx, applied.InstanceUUID, &actionEnd{actionID: applied.ActionID, ok: op.Status == agentapi.OpSucceeded, message: op.Error})
 	if out.iface {
 		s.finishInterface(ctx, applied, out.ok)
 	}

@@ -118,6 +118,7 @@ func (s *Service) runAction(ctx context.Context, id string, a actionSpec) (*Serv
 	if err != nil {
 		return nil, err
 	}
+	s.changed(ctx, srv.ID, nil)
 	hostID, uuid, act := srv.HostID, srv.ID, a.agent
 	s.goBackground(ctx, func(ctx context.Context) {
 		err := s.callAgent(ctx, hostID, func(c agentClient) error { return c.Act(ctx, opID, uuid, act) })
@@ -232,7 +233,7 @@ func (s *Service) UnlockServer(ctx context.Context, id string) error {
 
 func (s *Service) setLock(ctx context.Context, srv *Server, locked bool, by string, reason *string, action string) error {
 	reqID := requestID(ctx)
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
 		if _, err := changeInstance(ctx, tx, srv.ID, instanceChange{fromTask: "*", set: map[string]any{
 			"locked": db.Bool(locked), "locked_by": nullStr(by), "locked_reason": nullStrPtr(reason)}}, now); err != nil {
@@ -241,6 +242,10 @@ func (s *Service) setLock(ctx context.Context, srv *Server, locked bool, by stri
 		_, err := startAction(ctx, tx, srv, action, reqID, now)
 		return err
 	})
+	if err == nil {
+		s.changed(ctx, srv.ID, nil)
+	}
+	return err
 }
 
 // DeleteServer deletes a server in any state (but locked, for non-admins):
@@ -293,6 +298,7 @@ func (s *Service) DeleteServer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	s.changed(ctx, srv.ID, nil)
 	s.sched.Forget(freed)
 	s.deleteSnapshots(ctx, dropped)
 	if done {
@@ -335,6 +341,7 @@ func (s *Service) finishDeleteTx(ctx context.Context, id, evID string) {
 		s.log.Error("finish delete", "instance", id, "err", err)
 		return
 	}
+	s.changed(ctx, id, nil)
 	s.sched.Forget(freed)
 }
 

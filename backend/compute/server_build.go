@@ -211,6 +211,7 @@ func (s *Service) build(ctx context.Context, id, forcedHost string) {
 		}
 		return
 	}
+	s.changed(ctx, id, nil)
 	srv.HostID, srv.Node, srv.AvailabilityZone = host.ID, host.Hostname, host.AvailabilityZone
 	nics, err := s.allocatePorts(ctx, srv, host.Hostname)
 	if err != nil {
@@ -265,6 +266,7 @@ func (s *Service) failBuild(ctx context.Context, srv *Server, eventID, traceback
 		return
 	}
 	s.sched.Forget(freed)
+	s.changed(ctx, srv.ID, &actionEnd{message: f.Message})
 }
 
 // instanceSpec is what the agent needs to build srv: its NICs are srv.nics

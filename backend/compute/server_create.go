@@ -176,6 +176,7 @@ func (s *Service) CreateServers(ctx context.Context, req ServerCreate) (*Created
 	}
 	for _, srv := range servers {
 		id := srv.ID
+		s.changed(ctx, id, nil)
 		s.goBackground(ctx, func(ctx context.Context) { s.build(ctx, id, forcedHost) })
 	}
 	return &CreatedServers{Servers: servers, ReservationID: resID, AdminPass: pass}, nil

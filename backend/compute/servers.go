@@ -506,6 +506,7 @@ func (s *Service) UpdateServer(ctx context.Context, id string, u ServerUpdate) (
 	if err := s.st.updateServer(ctx, srv.ID, u, s.now()); err != nil {
 		return nil, err
 	}
+	s.changed(ctx, srv.ID, nil)
 	return s.st.getServer(ctx, s.st.db, srv.ID)
 }
 

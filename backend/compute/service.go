@@ -21,13 +21,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nimbus-cloud/nimbus/backend/platform/events"
-
 	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 	"github.com/nimbus-cloud/nimbus/backend/compute/scheduler"
 	"github.com/nimbus-cloud/nimbus/backend/hosts"
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 )
@@ -85,11 +84,9 @@ type Config struct {
 	Scheduler scheduler.Config
 	// Logger receives warnings; nil is slog.Default().
 	Logger *slog.Logger
-	// Events, when set, hears of every instance change (see changeFeed).
-	Events *events.Bus
-	// ChangeFeedInterval is how often the change feed looks for changed
-	// instances: 200 ms when zero.
-	ChangeFeedInterval time.Duration
+	// Events, when set, hears of every change of an instance's states and
+	// of the end of every action on one (see changed); nil publishes none.
+	Events events.Publisher
 }
 
 // Service is the compute service. It is safe for concurrent use. Builds,
@@ -162,14 +159,6 @@ func New(ctx context.Context, d *db.DB, cfg Config) (*Service, error) {
 	if cfg.ReconcileInterval > 0 {
 		s.wg.Add(1)
 		go s.reconcileLoop()
-	}
-	if cfg.Events != nil {
-		if cfg.ChangeFeedInterval <= 0 {
-			cfg.ChangeFeedInterval = 200 * time.Millisecond
-			s.cfg.ChangeFeedInterval = cfg.ChangeFeedInterval
-		}
-		s.wg.Add(1)
-		go s.changeFeed()
 	}
 	return s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -371,4 +372,35 @@ func setFault(ctx context.Context, tx *sql.Tx, id string, f Fault) error {
 	_, err := tx.ExecContext(ctx, `UPDATE instances SET fault_code = ?, fault_message = ?, fault_details = ?, fault_created = ?
 		WHERE uuid = ?`, f.Code, f.Message, nullStr(f.Details), fmtTime(f.Created), id)
 	return err
+}
+
+// instanceEvent is instance id's event: its project, name and states,
+// deleted or not.
+func (st *store) instanceEvent(ctx context.Context, id string) (events.Event, error) {
+	ev := events.Event{Kind: events.KindInstance, ID: id}
+	var task sql.NullString
+	var deleted int
+	err := st.db.QueryRowContext(ctx, `SELECT project_id, name, vm_state, task_state, power_state, deleted
+		FROM instances WHERE uuid = ?`, id).Scan(&ev.ProjectID, &ev.Name, &ev.VMState, &task, &ev.PowerState, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ev, errServerNotFound(id)
+	}
+	ev.TaskState, ev.Deleted = task.String, deleted != 0
+	return ev, err
+}
+
+// actionStarter is the name and user of instance action actionID of
+// instance id, or of its latest create when actionID is "".
+func (st *store) actionStarter(ctx context.Context, id, actionID string) (action, userID string, err error) {
+	q, args := `SELECT action, user_id FROM instance_actions WHERE id = ? AND instance_uuid = ?`, []any{actionID, id}
+	if actionID == "" {
+		q = `SELECT action, user_id FROM instance_actions WHERE instance_uuid = ? AND action = ?
+			ORDER BY start_time DESC LIMIT 1`
+		args = []any{id, ActionCreate}
+	}
+	err = st.db.QueryRowContext(ctx, q, args...).Scan(&action, &userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
+	return action, userID, err
 }

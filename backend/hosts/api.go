@@ -177,6 +177,7 @@ func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request) {
 	if hb.URL != "" {
 		host.URL = hb.URL
 	}
+	r.announce(*host, now, false)
 	hb.AgentID = host.ID
 	var resp agentapi.HeartbeatResponse
 	seen := map[string]bool{}

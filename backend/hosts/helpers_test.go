@@ -151,7 +151,10 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // newEnv runs a registry on a real SQLite file, mounted at /agents the way
 // the web router mounts it.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with cfg adjusted by opt.
+func newEnvWith(t *testing.T, opt func(*hosts.Config)) *env {
 	t.Helper()
 	d, err := db.Open(filepath.Join(t.TempDir(), "nimbus.db"))
 	if err != nil {
@@ -162,10 +165,16 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{db: d, clock: &clock{t: time.Now()}, rec: &recorder{}, images: &memImages{content: map[string][]byte{}}}
-	e.reg, err = hosts.New(context.Background(), d, hosts.Config{
+	cfg := hosts.Config{
 		Now: e.clock.Now, HeartbeatInterval: time.Second, Logger: quietLogger(),
 		HTTPClient: &http.Client{Timeout: 5 * time.Second},
-	})
+	}
+	if opt != nil {
+		opt(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e.reg, err = hosts.New(ctx, d, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/agents/agentapi"
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
 	"github.com/nimbus-cloud/nimbus/backend/platform/db"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
 )
@@ -51,6 +52,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives warnings; nil is slog.Default().
 	Logger *slog.Logger
+	// Events, when set, hears of hosts going up or down and being enabled
+	// or disabled; nil publishes none.
+	Events events.Publisher
 }
 
 // Host is one hypervisor host as the registry knows it.
@@ -115,6 +119,8 @@ type Registry struct {
 	listeners []Listener
 	images    ImageSource
 	metadata  MetadataSource
+	liveMu    sync.Mutex
+	live      liveness
 }
 
 // New returns a registry over d, whose migrations must have been applied.
@@ -148,10 +154,14 @@ func New(ctx context.Context, d *db.DB, cfg Config) (*Registry, error) {
 		cfg:      cfg,
 		log:      logger,
 		verifier: agentapi.NewVerifier(nil),
+		live:     liveness{known: map[string]hostState{}},
 	}
 	// Fail at wiring, not at the first join, when the schema is missing.
 	if _, err := r.store.list(ctx); err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "hosts: database not ready")
+	}
+	if cfg.Events != nil {
+		go r.watchLiveness(ctx)
 	}
 	return r, nil
 }
@@ -277,13 +287,21 @@ func (r *Registry) SetDisabled(ctx context.Context, id string, disabled bool, re
 	if !disabled {
 		reason = ""
 	}
-	return r.store.setDisabled(ctx, id, disabled, reason, r.cfg.Now())
+	if err := r.store.setDisabled(ctx, id, disabled, reason, r.cfg.Now()); err != nil {
+		return err
+	}
+	r.announceID(ctx, id)
+	return nil
 }
 
 // SetForcedDown marks host id down (or lifts the mark) whatever its
 // heartbeats say. Kinds: NotFound, Internal.
 func (r *Registry) SetForcedDown(ctx context.Context, id string, down bool) error {
-	return r.store.setForcedDown(ctx, id, down, r.cfg.Now())
+	if err := r.store.setForcedDown(ctx, id, down, r.cfg.Now()); err != nil {
+		return err
+	}
+	r.announceID(ctx, id)
+	return nil
 }
 
 // Delete removes host id and its credential; its agent can only come back

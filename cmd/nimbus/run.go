@@ -141,14 +141,14 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		return err
 	}
 
-	reg, err := hosts.New(ctx, database, hosts.Config{Policy: pol, Logger: log})
+	// Services publish their changes here; the dashboard's live hub fans
+	// them out to the browsers.
+	bus := events.New()
+	reg, err := hosts.New(ctx, database, hosts.Config{Policy: pol, Logger: log, Events: bus})
 	if err != nil {
 		return fmt.Errorf("start host registry: %w", err)
 	}
 	reg.SetImageSource(agentImages{imgs})
-	// Services publish their changes here; the dashboard's live hub fans
-	// them out to the browsers.
-	bus := events.New()
 	// The network service tells the data plane syncer of every change; the
 	// syncer pushes networks, routers and port security to the agents and
 	// resyncs a host when it joins or comes back.

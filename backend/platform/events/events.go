@@ -1,34 +1,71 @@
 // Package events is the control plane's in-process event bus: services
-// publish what changed (an instance's state, a host going up or down) and
-// the dashboard's live hub fans it out to the browsers that may see it.
+// publish what changed (an instance's state, an action's end, a host going
+// up or down) and the dashboard's live hub fans it out to the browsers that
+// may see it.
 //
 // Publishing never blocks: each subscriber has a bounded queue, and a
 // subscriber whose queue is full loses the event and is marked, so that it
 // can resynchronise from the source of truth instead of slowing everyone.
+// Services depend on the Publisher interface only, so that the bus can be
+// backed by PostgreSQL LISTEN/NOTIFY or NATS when several controllers share
+// one database (DESIGN §11).
 package events
 
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Kinds of events.
 const (
-	// KindInstance: an instance was created, changed state or was deleted.
+	// KindInstance: an instance was created, changed state or was deleted,
+	// or an action on it ended (Action and Result are set).
 	KindInstance = "instance"
-	// KindHost: a compute host went up or down.
+	// KindHost: a compute host went up or down, or was enabled or disabled.
 	KindHost = "host"
 )
 
-// Event is one change. It names what changed, not its new content: a
-// subscriber reads the current state with its own rights.
+// Results of an instance action (Event.Result).
+const (
+	ResultSuccess = "success"
+	ResultError   = "error"
+)
+
+// Event is one change. It carries the state it announces so that
+// subscribers can filter and summarise, but a subscriber that shows the
+// resource reads it again with its viewer's own rights: an event is a
+// notice, never an authorisation.
 type Event struct {
 	Kind string
-	ID   string
+	// ID is the instance's UUID or the host's ID.
+	ID string
 	// ProjectID owns the resource ("" for cloud-wide ones such as hosts).
 	ProjectID string
+	// Name is the resource's display name when the publisher knows it.
+	Name string
+	// VMState, TaskState and PowerState are an instance's states after the
+	// change (Nova's names; TaskState "" is none).
+	VMState, TaskState string
+	PowerState         int
 	// Deleted reports that the resource is gone.
 	Deleted bool
+	// Action and Result report the end of an action a user started
+	// (Action "stop", Result ResultError); UserID is who started it and
+	// Message is what went wrong, for ResultError.
+	Action, Result string
+	UserID         string
+	Message        string
+	// Up and Disabled are a host's state after the change.
+	Up, Disabled bool
+	// At is when the change happened.
+	At time.Time
+}
+
+// Publisher is what services need of the bus.
+type Publisher interface {
+	// Publish hands e to the subscribers without waiting for them.
+	Publish(e Event)
 }
 
 // Bus delivers published events to every subscriber. The zero value is
@@ -37,6 +74,8 @@ type Bus struct {
 	mu   sync.RWMutex
 	subs map[*Subscription]struct{}
 }
+
+var _ Publisher = (*Bus)(nil)
 
 // New returns an empty bus.
 func New() *Bus { return &Bus{subs: map[*Subscription]struct{}{}} }
@@ -60,8 +99,15 @@ func (b *Bus) Subscribe(size int) *Subscription {
 }
 
 // Publish queues e for every subscriber without waiting: a subscriber with
-// a full queue misses it and has Dropped set.
+// a full queue misses it and has Dropped set. A nil bus drops everything,
+// so wiring may leave events off.
 func (b *Bus) Publish(e Event) {
+	if b == nil {
+		return
+	}
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for s := range b.subs {

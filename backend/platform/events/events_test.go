@@ -1,7 +1,9 @@
 package events_test
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 )
@@ -46,6 +48,55 @@ func TestBusFullQueueDropsAndMarks(t *testing.T) {
 	}
 	if len(fast.C()) != 10 || fast.Dropped() {
 		t.Fatalf("fast: %d queued", len(fast.C()))
+	}
+}
+
+func TestBusStampsAndNilBus(t *testing.T) {
+	var none *events.Bus
+	none.Publish(events.Event{ID: "x"}) // wiring without events: a no-op
+	b := events.New()
+	s := b.Subscribe(1)
+	before := time.Now()
+	b.Publish(events.Event{ID: "x"})
+	if e := <-s.C(); e.At.Before(before) {
+		t.Fatalf("At %v not stamped", e.At)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b.Publish(events.Event{ID: "y", At: at})
+	if e := <-s.C(); !e.At.Equal(at) {
+		t.Fatalf("At %v overwritten", e.At)
+	}
+}
+
+// Subscribing, publishing and closing at once must neither race nor send
+// on a closed channel (run with -race).
+func TestBusConcurrentCloseAndPublish(t *testing.T) {
+	b := events.New()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					b.Publish(events.Event{ID: "x"})
+				}
+			}
+		}()
+	}
+	for range 200 {
+		s := b.Subscribe(2)
+		<-s.C()
+		s.Close()
+	}
+	close(stop)
+	wg.Wait()
+	if n := b.Subscribers(); n != 0 {
+		t.Fatalf("%d subscribers left", n)
 	}
 }
 
