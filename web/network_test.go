@@ -572,8 +572,17 @@ func TestNetworkReaderCannotDelete(t *testing.T) {
 
 	r := carol.post("/project/networks/"+n.ID+"/delete", nil, hxTargetModal)
 	wantStatus(t, r, http.StatusForbidden)
-	wantContains(t, r, `class="alert alert-error"`, "Delete the network")
+	wantContains(t, r, `class="alert alert-error"`, "Delete the network",
+		"Your role in this project does not allow you to delete this network.")
 	wantNotContains(t, r, "rule:", "delete_network")
+
+	// Without htmx the refusal is the confirmation page, in the same words.
+	r = carol.post("/project/networks/"+n.ID+"/delete", nil)
+	wantStatus(t, r, http.StatusForbidden)
+	if !isFullPage(r.body) {
+		t.Fatal("plain post got a fragment")
+	}
+	wantContains(t, r, "does not allow you to delete this network")
 	if e.networkNamed("keep") == nil {
 		t.Fatal("the reader deleted the network")
 	}
