@@ -232,23 +232,23 @@ func Pct(used, total int64) int {
 // LaunchForm is the launch-instance dialog.
 type LaunchForm struct {
 	Form
-	Name        string
-	Count       string
-	Zone        string
-	Zones       []Option
-	Images      []OptionGroup
-	Flavors     []Option
-	KeyPairs    []Option
-	Groups      []Option
+	Name     string
+	Count    string
+	Zone     string
+	Zones    []Option
+	Images   []OptionGroup
+	Flavors  []Option
+	KeyPairs []Option
+	Groups   []Option
 	// Networks and SecurityGroups are offered when networking exists
 	// (HasNetwork); Selected marks the checked boxes.
 	HasNetwork     bool
 	Networks       []Option
 	SecurityGroups []Option
-	UserData    string
-	FlavorHint  string
-	Quota       []QuotaLine
-	ImageChoice string
+	UserData       string
+	FlavorHint     string
+	Quota          []QuotaLine
+	ImageChoice    string
 }
 
 // QuotaLine is one resource a launch uses against what is left.
@@ -414,6 +414,7 @@ type ImageForm struct {
 
 // HypervisorRow is one host.
 type HypervisorRow struct {
+	ID         string
 	Name       string
 	Type       string
 	IP         string

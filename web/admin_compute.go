@@ -40,7 +40,7 @@ func (s *Server) hypervisorList(w http.ResponseWriter, r *http.Request) {
 	rows := make([]views.HypervisorRow, 0, len(hs))
 	for _, h := range hs {
 		rows = append(rows, views.HypervisorRow{
-			Name: h.Hostname, Type: h.Type, IP: h.HostIP, Up: h.Up, Enabled: h.Enabled,
+			ID: h.ID, Name: h.Hostname, Type: h.Type, IP: h.HostIP, Up: h.Up, Enabled: h.Enabled,
 			VCPUsUsed: h.Used.VCPUs, VCPUs: h.VCPUs, RAMUsed: h.Used.MemoryMB, RAM: h.MemoryMB,
 			DiskUsed: h.Used.DiskGB, Disk: h.LocalGB, RunningVMs: h.RunningVMs,
 		})

@@ -114,7 +114,7 @@ func BenchmarkFanOut100(b *testing.B) {
 		defer c.Close()
 		conns[i] = c
 	}
-	for e.bus.Subscribers() < len(conns) {
+	for len(e.web.hub.snapshot()) < len(conns) {
 		time.Sleep(time.Millisecond)
 	}
 	b.ResetTimer()
@@ -130,7 +130,7 @@ func BenchmarkFanOut100(b *testing.B) {
 				}
 			}()
 		}
-		e.bus.Publish(events.Event{Kind: events.KindInstance, ID: id, ProjectID: pa.ID})
+		e.bus.Publish(events.Event{Kind: events.KindInstance, ID: id, ProjectID: pa.ID, VMState: compute.VMActive})
 		wg.Wait()
 	}
 }

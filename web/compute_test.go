@@ -182,13 +182,15 @@ func newComputeEnv(t testing.TB) *cenv {
 		t.Fatal(err)
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	reg, err := hosts.New(ctx, d, hosts.Config{DownAfter: 3 * time.Second, HeartbeatInterval: 100 * time.Millisecond,
-		Policy: pol, Logger: log, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: transport}})
+	bus := events.New()
+	hctx, stopHosts := context.WithCancel(ctx)
+	t.Cleanup(stopHosts)
+	reg, err := hosts.New(hctx, d, hosts.Config{DownAfter: 3 * time.Second, HeartbeatInterval: 100 * time.Millisecond,
+		Policy: pol, Logger: log, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: transport}, Events: bus})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg.SetImageSource(agentImageSource{imgs})
-	bus := events.New()
 	comp, err := compute.New(ctx, d, compute.Config{Policy: pol, Hosts: reg, Images: testImages{imgs}, Tokens: ids,
 		PublicURL: srv.URL, ReconcileInterval: -1, Logger: log, Events: bus})
 	if err != nil {

@@ -1,8 +1,7 @@
 package web
 
 import (
-	"bytes"
-	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/nimbus-cloud/nimbus/backend/platform/events"
-	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/views"
 )
 
@@ -19,17 +16,21 @@ import (
 const liveURL = "/live"
 
 const (
-	// liveQueue bounds the events waiting for one browser: a slow or dead
-	// tab loses events (and is resynced) instead of holding up the bus.
+	// liveQueue bounds the messages waiting for one tab: a slow or dead tab
+	// loses them (and is resynced) instead of holding up the hub.
 	liveQueue = 64
-	// liveWriteWait bounds one write to a browser.
+	// liveWriteWait bounds one write to a tab; a tab that takes longer is
+	// dead and its socket is closed.
 	liveWriteWait = 5 * time.Second
-	// livePongWait is how long a browser may stay silent (no pong) before
-	// its socket is closed; pings go out at 9/10 of it.
+	// livePongWait is how long a tab may stay silent (no pong) before its
+	// socket is closed; pings go out at 9/10 of it.
 	livePongWait = 60 * time.Second
+	// liveConsoleEvery is how often a tab showing an instance's console log
+	// is sent the lines that appeared.
+	liveConsoleEvery = 2 * time.Second
 )
 
-// liveResync is the message that tells a tab it missed events: it swaps
+// liveResync is the message that tells a tab it missed messages: it swaps
 // into #live-resync, and app.js then re-fetches the page's live regions.
 func liveResync() []byte {
 	// innerHTML keeps the target in the page, so htmx:oobAfterSwap bubbles.
@@ -37,29 +38,34 @@ func liveResync() []byte {
 		time.Now().UTC().Format(time.RFC3339Nano) + `"></span></div>`)
 }
 
-// live is GET /live: a logged-in tab's WebSocket. It carries HTML
-// fragments for htmx's out-of-band swaps (the htmx ws extension): each
-// instance row the viewer may see, re-rendered with the viewer's own
-// rights when the instance changes, or removed when it is gone. ?page= is
-// the page the tab shows, which decides the row's shape (project or admin
-// list). The session's token bounds the socket's life.
+// liveHello is what a tab sends: the page it shows, at connect and after
+// each in-page navigation (tabs, sorting), so the hub knows which events
+// concern it.
+type liveHello struct {
+	Page string `json:"page"`
+}
+
+// live is GET /live: a logged-in tab's WebSocket (requireLogin guards it;
+// only this site's pages may open it). It carries HTML fragments for
+// htmx's out-of-band swaps through the htmx ws extension: the hub queues
+// them (see liveHub) and this goroutine writes them, pings the tab, and
+// follows the console log of the instance page it shows. ?page= is the
+// page at connect time. The session's expiry bounds the socket's life.
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
-	if s.bus == nil || s.comp == nil {
+	if s.hub == nil || s.comp == nil {
 		http.NotFound(w, r)
 		return
 	}
-	v := viewerFrom(r)
 	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 8192, CheckOrigin: sameOrigin}
 	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
 	defer conn.Close()
-	page := r.URL.Query().Get("page")
-	sub := s.bus.Subscribe(liveQueue)
-	defer sub.Close()
+	c := newLiveClient(r, s.hub.queue, r.URL.Query().Get("page"))
+	s.hub.add(c)
+	defer s.hub.remove(c)
 
-	// The reader only notices the browser leaving; htmx sends nothing we use.
 	gone := make(chan struct{})
 	conn.SetReadLimit(4096)
 	_ = conn.SetReadDeadline(time.Now().Add(livePongWait))
@@ -67,24 +73,41 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer close(gone)
 		for {
-			if _, _, err := conn.NextReader(); err != nil {
+			kind, msg, err := conn.ReadMessage()
+			if err != nil {
 				return
+			}
+			var hello liveHello
+			if kind == websocket.TextMessage && json.Unmarshal(msg, &hello) == nil && hello.Page != "" {
+				c.setPage(hello.Page)
 			}
 		}
 	}()
 	ping := time.NewTicker(livePongWait * 9 / 10)
 	defer ping.Stop()
-	expiry := time.Until(v.ExpiresAt)
-	if v.ExpiresAt.IsZero() {
+	follow := time.NewTicker(liveConsoleEvery)
+	defer follow.Stop()
+	expiry := time.Until(c.v.ExpiresAt)
+	if c.v.ExpiresAt.IsZero() {
 		expiry = 24 * time.Hour
 	}
 	expired := time.NewTimer(expiry)
 	defer expired.Stop()
 
-	write := func(kind int, b []byte) bool {
+	write := func(b []byte) bool {
 		_ = conn.SetWriteDeadline(time.Now().Add(liveWriteWait))
-		return conn.WriteMessage(kind, b) == nil
+		return conn.WriteMessage(websocket.TextMessage, b) == nil
 	}
+	// resync drops what is queued (stale once anything was lost) and tells
+	// the tab to fetch the current state.
+	resync := func() bool {
+		for len(c.send) > 0 {
+			<-c.send
+		}
+		return write(liveResync())
+	}
+	var lastLog string // the console log last sent, per instance page
+	var logPage livePage
 	for {
 		select {
 		case <-gone:
@@ -97,68 +120,39 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 			if conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(liveWriteWait)) != nil {
 				return
 			}
-		case ev, ok := <-sub.C():
-			if !ok {
+		case <-c.kick:
+			if c.resync.Swap(false) && !resync() {
 				return
 			}
-			if sub.Dropped() {
-				// Events were lost: what is queued is stale too; skip it
-				// and let the tab fetch the current state.
-				for len(sub.C()) > 0 {
-					<-sub.C()
-				}
-				if !write(websocket.TextMessage, liveResync()) {
+		case msg := <-c.send:
+			if c.resync.Swap(false) {
+				if !resync() {
 					return
 				}
 				continue
 			}
-			msg, err := s.liveMessage(r, page, ev)
-			if fault.Is(err, fault.Unauthorized) {
-				return // the token was revoked: the next page load logs out
-			}
-			if len(msg) > 0 && !write(websocket.TextMessage, msg) {
+			if !write(msg) {
 				return
+			}
+		case <-follow.C:
+			p := *c.page.Load()
+			if p.kind != pageInstance || p.tab != "log" {
+				continue
+			}
+			if p != logPage {
+				logPage, lastLog = p, ""
+			}
+			l := s.consoleLog(r.Context(), p.id)
+			if text := l.Text + "\x00" + l.Error; text != lastLog {
+				lastLog = text
+				// The tab panel takes the log view as a reload renders it.
+				msg := append([]byte(`<div hx-swap-oob="innerHTML:#tab-panel">`), renderFragment(r.Context(), views.ConsoleLogView(l))...)
+				if !write(append(msg, "</div>"...)) {
+					return
+				}
 			}
 		}
 	}
-}
-
-// liveMessage renders what the viewer of page should see of ev: nothing
-// for what it may not see.
-func (s *Server) liveMessage(r *http.Request, page string, ev events.Event) ([]byte, error) {
-	if ev.Kind != events.KindInstance {
-		return nil, nil
-	}
-	v := viewerFrom(r)
-	admin := page == views.AllInstancesURL && v.Creds.IsAdmin()
-	if !admin && ev.ProjectID != v.ProjectID {
-		return nil, nil
-	}
-	removed := []byte(`<tr id="instance-` + ev.ID + `" hx-swap-oob="delete"></tr>`)
-	if ev.Deleted {
-		return removed, nil
-	}
-	ctx := r.Context()
-	srv, err := s.comp.GetServer(ctx, ev.ID)
-	if fault.Is(err, fault.NotFound) {
-		return removed, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	back := views.InstancesURL
-	if admin {
-		back = views.AllInstancesURL
-	}
-	row := s.instanceRow(r, srv, s.imageNamer(ctx), back)
-	if admin {
-		row.Project = nameOr(s.projectNames(ctx), srv.ProjectID)
-	}
-	var buf bytes.Buffer
-	if err := views.InstanceRowView(row, canWrite(v)).Render(context.WithoutCancel(ctx), &buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // sameOrigin admits a WebSocket only from this site's own pages: the

@@ -1,9 +1,14 @@
 package web
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,8 +18,9 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 )
 
-// dialLive opens c's /live socket for page with the given Origin.
-func (e *cenv) dialLive(c *client, page, origin string) (*websocket.Conn, *http.Response, error) {
+// dialLive opens c's /live socket for page with the given Origin, through
+// d (a default dialer when nil).
+func (e *cenv) dialLiveWith(d *websocket.Dialer, c *client, page, origin string) (*websocket.Conn, *http.Response, error) {
 	u := "ws" + strings.TrimPrefix(e.srv.URL, "http") + liveURL + "?page=" + url.QueryEscape(page)
 	h := http.Header{}
 	if origin != "" {
@@ -23,12 +29,46 @@ func (e *cenv) dialLive(c *client, page, origin string) (*websocket.Conn, *http.
 	if ck := c.sessionCookie(); ck != "" {
 		h.Set("Cookie", SessionCookie+"="+ck)
 	}
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	if d == nil {
+		d = &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	}
 	return d.Dial(u, h)
 }
 
-// collect reads messages from conn until one contains want or timeout.
-func collect(conn *websocket.Conn, want string, timeout time.Duration) (string, bool) {
+func (e *cenv) dialLive(c *client, page, origin string) (*websocket.Conn, *http.Response, error) {
+	return e.dialLiveWith(nil, c, page, origin)
+}
+
+// mustLive opens c's socket for page from this site, and waits until the
+// hub has it, so that no event is missed.
+func (e *cenv) mustLive(c *client, page string) *websocket.Conn {
+	e.t.Helper()
+	before := e.liveClients()
+	conn, _, err := e.dialLive(c, page, e.srv.URL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	e.waitLiveClients(before + 1)
+	return conn
+}
+
+func (e *cenv) liveClients() int { return len(e.web.hub.snapshot()) }
+
+func (e *cenv) waitLiveClients(n int) {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.liveClients() < n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d live clients, want %d", e.liveClients(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// collect reads messages from conn until one contains want (and all of
+// also) or timeout.
+func collect(conn *websocket.Conn, want string, timeout time.Duration, also ...string) (string, bool) {
 	var all strings.Builder
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -39,98 +79,297 @@ func collect(conn *websocket.Conn, want string, timeout time.Duration) (string, 
 		}
 		all.Write(msg)
 		all.WriteString("\n")
-		if strings.Contains(string(msg), want) {
+		if strings.Contains(string(msg), want) && !slices.ContainsFunc(also, func(a string) bool { return !strings.Contains(string(msg), a) }) {
 			return all.String(), true
 		}
 	}
 	return all.String(), false
 }
 
-func TestLive(t *testing.T) {
+// liveEnv is a compute env with alice in project A, bob in project B and
+// their contexts for the compute service.
+type liveEnv struct {
+	*cenv
+	pa, pb                   string // project IDs
+	alice, bob, admin        *client
+	aliceCtx, bobCtx, admCtx context.Context
+}
+
+func newLiveEnv(t testing.TB) *liveEnv {
 	e := newComputeEnv(t)
 	pa, pb := e.createProject("proj-a"), e.createProject("proj-b")
 	e.createMember("alice", "alice-Secret-1", pa)
 	e.createMember("bob", "bob-Secret-1", pb)
-	alice, bob, admin := e.client(), e.client(), e.adminClient()
-	alice.login("alice", "alice-Secret-1")
-	bob.login("bob", "bob-Secret-1")
+	l := &liveEnv{cenv: e, pa: pa.ID, pb: pb.ID, alice: e.client(), bob: e.client(), admin: e.adminClient()}
+	l.alice.login("alice", "alice-Secret-1")
+	l.bob.login("bob", "bob-Secret-1")
+	l.aliceCtx = e.userCtx("alice", "alice-Secret-1", pa.ID)
+	l.bobCtx = e.userCtx("bob", "bob-Secret-1", pb.ID)
+	l.admCtx = e.adminCtx()
+	return l
+}
 
-	// Refused: no session, another site's page, no Origin.
-	if _, r, err := e.dialLive(e.client(), "/project/instances", e.srv.URL); err == nil || r == nil || r.StatusCode == http.StatusSwitchingProtocols {
+func (l *liveEnv) boot(ctx context.Context, name string) string {
+	l.t.Helper()
+	res, err := l.comp.CreateServers(ctx, compute.ServerCreate{Name: name, ImageRef: l.imageID, FlavorRef: l.tiny,
+		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return res.Servers[0].ID
+}
+
+func TestLiveRefusesOtherSitesAndStrangers(t *testing.T) {
+	l := newLiveEnv(t)
+	if _, r, err := l.dialLive(l.client(), "/project/instances", l.srv.URL); err == nil || r == nil || r.StatusCode == http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade without a session: %v", err)
 	}
-	for _, origin := range []string{"http://evil.example", ""} {
-		_, r, err := e.dialLive(alice, "/project/instances", origin)
+	for _, origin := range []string{"http://evil.example", "", "null", strings.Replace(l.srv.URL, "http:", "ftp:", 1)} {
+		_, r, err := l.dialLive(l.alice, "/project/instances", origin)
 		if err == nil || r == nil || r.StatusCode != http.StatusForbidden {
 			t.Fatalf("origin %q: %v, %+v", origin, err, r)
 		}
 	}
+	if l.liveClients() != 0 {
+		t.Fatalf("%d refused sockets joined the hub", l.liveClients())
+	}
+}
 
-	wa, _, err := e.dialLive(alice, "/project/instances", e.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wa.Close()
-	wb, _, err := e.dialLive(bob, "/project/instances", e.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wb.Close()
-	wadm, _, err := e.dialLive(admin, "/admin/instances", e.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wadm.Close()
-	// A tab that never reads: it must not hold up the others.
-	stalled, _, err := e.dialLive(alice, "/project/instances", e.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
+// TestLiveRowsByProject: each viewer receives the rows of what it may see,
+// rendered as its page renders them, and nothing else; the user who
+// launched an instance gets a toast when it is ready.
+func TestLiveRowsByProject(t *testing.T) {
+	l := newLiveEnv(t)
+	wa := l.mustLive(l.alice, "/project/instances")
+	wb := l.mustLive(l.bob, "/project/instances")
+	wadm := l.mustLive(l.admin, "/admin/instances")
 
-	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
-	res, err := e.comp.CreateServers(actx, compute.ServerCreate{Name: "live-1", ImageRef: e.imageID, FlavorRef: e.tiny,
-		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := res.Servers[0].ID
+	id := l.boot(l.aliceCtx, "live-a")
 	row := `id="instance-` + id + `"`
-
-	// Alice's tab gets the row going to Active, rendered as the project list.
+	// BUILD first, then ACTIVE, each a row swap rendered as the project list.
 	got, ok := collect(wa, "status-active", 10*time.Second)
-	if !ok || !strings.Contains(got, row) || !strings.Contains(got, "live-1") {
+	if !ok || !strings.Contains(got, row) || !strings.Contains(got, "status-build") || !strings.Contains(got, "live-a") {
 		t.Fatalf("alice's messages:\n%s", got)
+	}
+	if !strings.Contains(got, `id="live-toast"`) {
+		if more, ok := collect(wa, `id="live-toast"`, 5*time.Second); !ok {
+			t.Fatalf("alice got no toast:\n%s%s", got, more)
+		}
 	}
 	// The admin's All instances tab gets it too, with the project's name.
 	got, ok = collect(wadm, "status-active", 10*time.Second)
-	if !ok || !strings.Contains(got, row) || !strings.Contains(got, "proj-a") {
+	if !ok || !strings.Contains(got, row) || !strings.Contains(got, "proj-a") || strings.Contains(got, "live-toast") {
 		t.Fatalf("admin's messages:\n%s", got)
 	}
 
+	other := l.boot(l.bobCtx, "live-b")
+	if got, ok := collect(wb, "status-active", 10*time.Second, `id="instance-`+other+`"`); !ok {
+		t.Fatalf("bob's messages:\n%s", got)
+	}
+	if got, ok := collect(wadm, "status-active", 10*time.Second, other); !ok {
+		t.Fatalf("admin's messages for bob's instance:\n%s", got)
+	}
+
 	// Deletion removes the row in place.
-	if err := e.comp.DeleteServer(actx, id); err != nil {
+	if err := l.comp.DeleteServer(l.aliceCtx, id); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok := collect(wa, `hx-swap-oob="delete"`, 10*time.Second); !ok || !strings.Contains(got, row) {
 		t.Fatalf("alice's messages after delete:\n%s", got)
 	}
+	l.waitGone(id)
 
-	// Bob, in another project, heard nothing of it.
-	if got, _ := collect(wb, id, 500*time.Millisecond); strings.Contains(got, id) || got != "" {
-		t.Fatalf("bob received:\n%s", got)
+	// Neither heard anything of the other's project.
+	if got, _ := collect(wb, id, 300*time.Millisecond); strings.Contains(got, id) {
+		t.Fatalf("bob received alice's instance:\n%s", got)
 	}
-
-	// The stalled tab's queue overflowed while the others were served; when
-	// it reads again it is told to resync.
-	for i := 0; i < liveQueue+10; i++ {
-		e.bus.Publish(eventFor(pa.ID, id))
-	}
-	if got, ok := collect(stalled, "live-resync", 5*time.Second); !ok {
-		t.Fatalf("stalled tab got no resync:\n%s", got)
+	if got, _ := collect(wa, other, 300*time.Millisecond); strings.Contains(got, other) {
+		t.Fatalf("alice received bob's instance:\n%s", got)
 	}
 }
 
-func eventFor(project, id string) events.Event {
-	return events.Event{Kind: events.KindInstance, ID: id, ProjectID: project, Deleted: true}
+// TestLiveRowsCarryTheirOwnCSRFToken: two sessions of the same class share
+// one rendering of a row, but each row's forms carry its own session's
+// CSRF token, never the other's.
+func TestLiveRowsCarryTheirOwnCSRFToken(t *testing.T) {
+	l := newLiveEnv(t)
+	alice2 := l.client()
+	alice2.login("alice", "alice-Secret-1")
+	l.alice.get("/project/instances")
+	alice2.get("/project/instances")
+	if l.alice.csrf == "" || l.alice.csrf == alice2.csrf {
+		t.Fatalf("tokens %q %q", l.alice.csrf, alice2.csrf)
+	}
+	w1 := l.mustLive(l.alice, "/project/instances")
+	w2 := l.mustLive(alice2, "/project/instances")
+	id := l.boot(l.aliceCtx, "csrf")
+	for _, tc := range []struct {
+		conn        *websocket.Conn
+		mine, other string
+	}{{w1, l.alice.csrf, alice2.csrf}, {w2, alice2.csrf, l.alice.csrf}} {
+		got, ok := collect(tc.conn, "status-active", 10*time.Second, id)
+		if !ok || !strings.Contains(got, `name="csrf_token" value="`+tc.mine+`"`) || strings.Contains(got, tc.other) ||
+			strings.Contains(got, string(l.web.hub.csrfMark)) {
+			t.Fatalf("row with the wrong token:\n%s", got)
+		}
+	}
+}
+
+// TestLiveInstancePage: an instance's page gets its badges, follows its
+// console log, and an admin on the hypervisors page sees a host go down.
+func TestLiveInstancePage(t *testing.T) {
+	l := newLiveEnv(t)
+	id := l.boot(l.aliceCtx, "detail")
+	l.waitStatus(id, "ACTIVE")
+	page := l.mustLive(l.alice, "/project/instances/"+id)
+	if err := l.comp.StopServer(l.aliceCtx, id); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := collect(page, "status-shutoff", 10*time.Second)
+	// (powering-off shows too when the hub renders before the agent is done)
+	if !ok || !strings.Contains(got, `id="instance-badges"`) {
+		t.Fatalf("detail messages:\n%s", got)
+	}
+	if strings.Contains(got, "<tr") {
+		t.Fatalf("the instance page got a list row:\n%s", got)
+	}
+	if err := l.comp.StartServer(l.aliceCtx, id); err != nil {
+		t.Fatal(err)
+	}
+	l.waitStatus(id, "ACTIVE")
+
+	// Switching to the console log tab (told over the socket) follows it.
+	if err := page.WriteJSON(liveHello{Page: "/project/instances/" + id + "?tab=log"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := collect(page, `id="console-log"`, 10*time.Second); !ok || !strings.Contains(got, `innerHTML:#tab-panel`) {
+		t.Fatalf("no console log:\n%s", got)
+	}
+
+	hyp := l.mustLive(l.admin, "/admin/hypervisors")
+	member := l.mustLive(l.alice, "/admin/hypervisors") // not an admin: nothing
+	hs, err := l.reg.List(context.Background())
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("hosts %v %v", hs, err)
+	}
+	if err := l.reg.SetForcedDown(context.Background(), hs[0].ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := collect(hyp, `id="host-state-`+hs[0].ID+`"`, 5*time.Second); !ok || !strings.Contains(got, "Down") {
+		t.Fatalf("hypervisors page:\n%s", got)
+	}
+	if got, _ := collect(member, "host-state", 300*time.Millisecond); got != "" {
+		t.Fatalf("a member got host badges:\n%s", got)
+	}
+}
+
+// TestLiveStalledTab: a tab that stops reading fills its socket and its
+// queue; the hub never waits for it, other tabs get their rows on time,
+// and when it reads again it is told to resync.
+func TestLiveStalledTab(t *testing.T) {
+	l := newLiveEnv(t)
+	id := l.boot(l.aliceCtx, "stall")
+	l.waitStatus(id, "ACTIVE")
+
+	fast := l.mustLive(l.alice, "/project/instances")
+	var mu sync.Mutex
+	var fastGot strings.Builder
+	shutoff := make(chan time.Time, 1)
+	go func() {
+		for {
+			_, msg, err := fast.ReadMessage()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			fastGot.Write(msg)
+			mu.Unlock()
+			if strings.Contains(string(msg), "status-shutoff") {
+				select {
+				case shutoff <- time.Now():
+				default:
+				}
+			}
+		}
+	}()
+	// A tiny receive buffer, so that the server's writes soon block.
+	small := &websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDialContext: (&net.Dialer{
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}).DialContext}
+	before := l.liveClients()
+	stalled, _, err := l.dialLiveWith(small, l.alice, "/project/instances", l.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	l.waitLiveClients(before + 1)
+
+	// Announce the instance until the stalled tab overflows; each
+	// announcement is a full row rendered from the real instance.
+	overflowed := func() bool {
+		for _, c := range l.web.hub.snapshot() {
+			if c.resync.Load() {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !overflowed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled tab never overflowed")
+		}
+		// Gently enough for a reading tab to keep up.
+		for range 10 {
+			l.bus.Publish(events.Event{Kind: events.KindInstance, ID: id, ProjectID: l.pa})
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A real change still reaches the reading tab at once.
+	start := time.Now()
+	if err := l.comp.StopServer(l.aliceCtx, id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-shutoff:
+		if d := at.Sub(start); d > 2*time.Second {
+			t.Fatalf("the reading tab waited %v", d)
+		}
+	case <-time.After(3 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the reading tab got no shutoff row; it got %d bytes", fastGot.Len())
+	}
+
+	// The stalled tab reads again: what was queued, then the resync.
+	if got, ok := collect(stalled, "live-resync", 5*time.Second); !ok {
+		t.Fatalf("the stalled tab got no resync (%d bytes)", len(got))
+	}
+}
+
+func TestParseLivePage(t *testing.T) {
+	for raw, want := range map[string]livePage{
+		"/project/instances":                  {kind: pageInstances},
+		"/project/instances?sort=name":        {kind: pageInstances},
+		"/admin/instances":                    {kind: pageAllInstances},
+		"/admin/hypervisors":                  {kind: pageHosts},
+		"/admin/services":                     {kind: pageHosts},
+		"/project/instances/abc":              {kind: pageInstance, id: "abc", tab: "overview"},
+		"/project/instances/abc?tab=log":      {kind: pageInstance, id: "abc", tab: "log"},
+		"/project/instances/abc/log":          {},
+		"/project/overview":                   {},
+		"http://evil.example/admin/instances": {},
+	} {
+		if got := parseLivePage(raw); got != want {
+			t.Errorf("%q: %+v, want %+v", raw, got, want)
+		}
+	}
 }

@@ -83,7 +83,7 @@ func (s *Server) pageModel(r *http.Request, title, nav string) views.Page {
 	p.HasNetwork = s.nets != nil
 	p.CSRF = v.CSRF
 	p.Flash = s.popFlash(ctx)
-	if s.bus != nil {
+	if s.hub != nil {
 		p.Live = liveURL + "?" + url.Values{"page": {r.URL.Path}}.Encode()
 	}
 	projects, err := s.id.ListUserProjects(ctx, v.UserID)

@@ -86,7 +86,7 @@ type Server struct {
 	comp    *compute.Service
 	imgs    *image.Service
 	nets    *network.Service
-	bus     *events.Bus
+	hub     *liveHub // nil without Config.Events
 	sm      *scs.SessionManager
 	store   *sessionStore
 	log     *slog.Logger
@@ -124,7 +124,6 @@ func New(cfg Config) (*Server, error) {
 		comp:   cfg.Compute,
 		imgs:   cfg.Images,
 		nets:   cfg.Network,
-		bus:    cfg.Events,
 		store:  newSessionStore(cfg.DB, log),
 		log:    log,
 		secure: cfg.Secure,
@@ -136,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 	s.sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "dashboard session store", "path", r.URL.Path, "err", err)
 		http.Error(w, "The session store is unavailable. Try again shortly.", http.StatusInternalServerError)
+	}
+	if cfg.Events != nil {
+		s.hub = newLiveHub(s, cfg.Events)
 	}
 	s.handler = s.routes(cfg.APIs)
 	interval := cfg.SessionCleanupInterval
@@ -152,9 +154,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // Handler returns the site's handler (the Server itself).
 func (s *Server) Handler() http.Handler { return s }
 
-// Close stops the session cleanup loop. It does not close the database.
+// Close stops the session cleanup loop and the live hub. It does not close
+// the database.
 func (s *Server) Close() error {
 	s.store.stopCleanup()
+	if s.hub != nil {
+		s.hub.close()
+	}
 	return nil
 }
 

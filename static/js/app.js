@@ -186,36 +186,92 @@
     }, 500);
   });
   // ---- Live updates ---------------------------------------------------------
-  // The server pushes instance rows over /live (htmx ws extension) and they
-  // swap in place by id. When a row has no place on this page yet (a new
-  // instance), when the server says events were lost (#live-resync), or
-  // when the socket comes back after a break, re-fetch the page's live list
-  // so nothing missed stays stale. Without the socket the page still works.
+  // The server pushes fragments over /live (htmx ws extension on <body>):
+  // instance rows and badges swap in place by id, host badges too, and
+  // toasts arrive through #live-toast. The socket is told which page the
+  // tab shows (tabs and sorting change it without a reload). When a row has
+  // no place on the page yet (a new instance), when the server says messages
+  // were lost (#live-resync), or when the socket comes back after a break,
+  // the page's live regions are fetched again, so nothing missed stays
+  // stale. Without the socket every page still works and polls.
+
+  var socket = null;
+
+  function live() { return document.body.getAttribute('data-live') === 'connected'; }
+
+  function sayPage() {
+    if (socket) socket.send(JSON.stringify({ page: window.location.pathname + window.location.search }));
+  }
+
+  // The regions a reload would change; each is fetched and swapped whole.
+  var LIVE_REGIONS = ['#instances-table', '#instance-badges', '#hypervisors-table', '#services-table'];
 
   var refreshTimer = 0;
   function refreshLive() {
-    if (!window.htmx || !document.getElementById('instances-table')) return;
+    if (!window.htmx) return;
     window.clearTimeout(refreshTimer);
     refreshTimer = window.setTimeout(function () {
-      window.htmx.ajax('GET', window.location.pathname + window.location.search,
-        { target: '#instances-table', select: '#instances-table', swap: 'outerHTML' });
+      var url = window.location.pathname + window.location.search;
+      LIVE_REGIONS.forEach(function (sel) {
+        if (document.querySelector(sel)) {
+          window.htmx.ajax('GET', url, { target: sel, select: sel, swap: 'outerHTML' });
+        }
+      });
+      refreshTab();
     }, 100);
+  }
+
+  // An instance page's open tab (overview facts, console log) follows its
+  // badges.
+  function refreshTab() {
+    var panel = document.getElementById('tab-panel');
+    if (!panel || !window.htmx) return;
+    var tab = new URLSearchParams(window.location.search).get('tab') || 'overview';
+    if (tab !== 'overview' && tab !== 'log') return;
+    window.htmx.ajax('GET', window.location.pathname + window.location.search,
+      { target: '#tab-panel', select: '#tab-panel', swap: 'outerHTML' });
   }
 
   document.body.addEventListener('htmx:oobErrorNoTarget', function (evt) {
     var el = evt.detail && evt.detail.content;
-    if (el && el.id && el.id.indexOf('instance-') === 0 && el.getAttribute('hx-swap-oob') !== 'delete') refreshLive();
+    if (el && el.id && el.id.indexOf('instance-') === 0 && el.getAttribute('hx-swap-oob') !== 'delete' &&
+        document.getElementById('instances-table')) refreshLive();
   });
   document.body.addEventListener('htmx:oobAfterSwap', function (evt) {
-    if (evt.detail && evt.detail.target && evt.detail.target.id === 'live-resync') refreshLive();
+    var target = evt.detail && evt.detail.target;
+    if (!target) return;
+    if (target.id === 'live-resync') refreshLive();
+    if (target.id === 'instance-badges' || (target.parentNode && target.parentNode.id === 'instance-badges')) refreshTab();
+    if (target.id === 'live-toast') {
+      var line = target.querySelector('[data-level]');
+      if (line) toast(line.textContent, line.getAttribute('data-level'));
+      target.replaceChildren();
+    }
   });
+
+  // While the socket is up it carries what these elements poll for: skip
+  // their polls (they resume by themselves when the socket drops).
+  var COVERED = 'tr[id^="instance-"], #console-log, #tab-panel > .panel-body';
+  document.body.addEventListener('htmx:confirm', function (evt) {
+    var elt = evt.detail && evt.detail.elt;
+    // Polls carry no triggering event; clicks and form submits do.
+    if (live() && elt && elt.matches && elt.matches(COVERED) && !evt.detail.triggeringEvent) {
+      evt.preventDefault();
+    }
+  });
+
   var opened = false;
-  document.body.addEventListener('htmx:wsOpen', function () {
+  document.body.addEventListener('htmx:wsOpen', function (evt) {
+    socket = evt.detail && evt.detail.socketWrapper;
     document.body.setAttribute('data-live', 'connected');
+    sayPage();
     if (opened) refreshLive();
     opened = true;
   });
   document.body.addEventListener('htmx:wsClose', function () {
     document.body.setAttribute('data-live', 'disconnected');
   });
+  document.body.addEventListener('htmx:pushedIntoHistory', sayPage);
+  document.body.addEventListener('htmx:replacedInHistory', sayPage);
+  window.addEventListener('popstate', function () { window.setTimeout(sayPage, 0); });
 })();
