@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/views"
 )
 
@@ -28,6 +29,9 @@ const (
 	// liveConsoleEvery is how often a tab showing an instance's console log
 	// is sent the lines that appeared.
 	liveConsoleEvery = 2 * time.Second
+	// liveRecheck is how often a socket's token is checked again, so that
+	// signing out (which revokes it) ends the other tabs' sockets too.
+	liveRecheck = 30 * time.Second
 )
 
 // liveResync is the message that tells a tab it missed messages: it swaps
@@ -93,6 +97,11 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	}
 	expired := time.NewTimer(expiry)
 	defer expired.Stop()
+	recheck := time.NewTicker(s.hub.recheck)
+	defer recheck.Stop()
+	closeWith := func(code int, why string) {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, why), time.Now().Add(time.Second))
+	}
 
 	write := func(b []byte) bool {
 		_ = conn.SetWriteDeadline(time.Now().Add(liveWriteWait))
@@ -113,9 +122,13 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 		case <-gone:
 			return
 		case <-expired.C:
-			_ = conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "session expired"), time.Now().Add(time.Second))
+			closeWith(websocket.ClosePolicyViolation, "session expired")
 			return
+		case <-recheck.C:
+			if _, err := s.id.ValidateToken(r.Context(), c.v.Token); err != nil && fault.KindOf(err) != fault.Unavailable {
+				closeWith(websocket.ClosePolicyViolation, "signed out")
+				return
+			}
 		case <-ping.C:
 			if conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(liveWriteWait)) != nil {
 				return

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -34,6 +35,8 @@ type liveHub struct {
 	s     *Server
 	sub   *events.Subscription
 	queue int // per-tab queue length
+	// recheck is how often each tab's token is validated again.
+	recheck time.Duration
 	// csrfMark stands for the CSRF token in fragments rendered once for a
 	// class of viewers; each tab's copy carries its own session's token.
 	csrfMark []byte
@@ -44,7 +47,7 @@ type liveHub struct {
 }
 
 func newLiveHub(s *Server, bus *events.Bus) *liveHub {
-	h := &liveHub{s: s, sub: bus.Subscribe(hubQueue), queue: liveQueue,
+	h := &liveHub{s: s, sub: bus.Subscribe(hubQueue), queue: liveQueue, recheck: liveRecheck,
 		csrfMark: []byte("csrf-" + rand.Text()),
 		clients:  map[*liveClient]struct{}{}, done: make(chan struct{})}
 	go h.run()

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -132,6 +133,23 @@ func TestLiveRefusesOtherSitesAndStrangers(t *testing.T) {
 	}
 	if l.liveClients() != 0 {
 		t.Fatalf("%d refused sockets joined the hub", l.liveClients())
+	}
+}
+
+// TestLiveEndsAtSignOut: signing out in one tab ends the other tabs'
+// sockets, which would otherwise live as long as the token.
+func TestLiveEndsAtSignOut(t *testing.T) {
+	l := newLiveEnv(t)
+	l.web.hub.recheck = 50 * time.Millisecond
+	w := l.mustLive(l.alice, "/project/instances")
+	if r := l.alice.post("/auth/logout", url.Values{}); r.status >= 400 {
+		t.Fatalf("logout: %d", r.status)
+	}
+	_ = w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := w.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+		t.Fatalf("after sign-out: %v", err)
 	}
 }
 

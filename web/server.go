@@ -62,9 +62,9 @@ type Config struct {
 	// pages (and the network choices of the launch dialog); when nil those
 	// pages are absent.
 	Network *network.Service
-	// Events, when set, feeds the live updates at /live (instance rows
-	// swapped in place); without it pages are plain, and rows in
-	// transition poll.
+	// Events, when set, feeds the live updates at /live (instance rows and
+	// badges swapped in place, host badges, toasts when actions end);
+	// without it pages are plain, and what is in transition polls.
 	Events *events.Bus
 	// SessionCleanupInterval is how often expired sessions are deleted; 5
 	// minutes when zero.
