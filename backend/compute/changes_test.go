@@ -55,8 +55,8 @@ func TestInstanceEvents(t *testing.T) {
 		}
 		phases = append(phases, ev.VMState+"/"+ev.TaskState)
 	}
-	if !strings.Contains(strings.Join(phases, " "), "building/spawning") {
-		t.Fatalf("phases %v: no spawning", phases)
+	if !strings.Contains(strings.Join(phases, " "), "building/scheduling building/networking building/spawning") {
+		t.Fatalf("phases %v: want scheduling, networking, spawning", phases)
 	}
 	if last.VMState != compute.VMActive || last.TaskState != "" || last.Action != compute.ActionCreate ||
 		last.Result != events.ResultSuccess || last.UserID != e.alice.ID {

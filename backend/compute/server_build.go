@@ -186,7 +186,7 @@ func (s *Service) build(ctx context.Context, id, forcedHost string) {
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
 		ok, err := changeInstance(ctx, tx, id, instanceChange{fromVM: []string{VMBuilding}, fromTask: TaskScheduling,
-			set: map[string]any{"task_state": TaskSpawning, "host_id": host.ID, "node": host.Hostname,
+			set: map[string]any{"task_state": TaskNetworking, "host_id": host.ID, "node": host.Hostname,
 				"availability_zone": host.AvailabilityZone}}, now)
 		if err != nil || !ok {
 			return err // deleted meanwhile: the claim is released below
@@ -220,14 +220,28 @@ func (s *Service) build(ctx context.Context, id, forcedHost string) {
 			Details: fault.Message(err)})
 		return
 	}
-	if len(nics) > 0 {
-		// A delete that came while the ports were made may have released
-		// them already: release what this build added, and stop.
-		if cur, err := getServerAny(ctx, s.st.db, id); err == nil && (cur.Deleted || cur.TaskState == TaskDeleting) {
-			s.releasePorts(ctx, id)
-			return
-		}
+	// On to the host, as Nova goes from networking to spawning, unless a
+	// delete came while the ports were made: it may have released them
+	// already, so release what this build added, and stop.
+	var spawning bool
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		spawning, err = changeInstance(ctx, tx, id, instanceChange{fromVM: []string{VMBuilding}, fromTask: TaskNetworking,
+			set: map[string]any{"task_state": TaskSpawning}}, s.now())
+		return err
+	})
+	if err != nil {
+		s.completeOp(ctx, host.ID, agentapi.Operation{ID: opID, UUID: id, Kind: opSpawn, Status: agentapi.OpFailed,
+			Error: "Build of instance " + id + " aborted: an internal error occurred.", Details: err.Error()})
+		return
 	}
+	if !spawning {
+		if len(nics) > 0 {
+			s.releasePorts(ctx, id)
+		}
+		return
+	}
+	s.changed(ctx, id, nil)
 	srv.nics = nics
 	spec, err := s.instanceSpec(ctx, srv)
 	if err == nil {

@@ -31,6 +31,7 @@ const (
 const (
 	TaskNone            = ""
 	TaskScheduling      = "scheduling"
+	TaskNetworking      = "networking"
 	TaskSpawning        = "spawning"
 	TaskPoweringOff     = "powering-off"
 	TaskPoweringOn      = "powering-on"
