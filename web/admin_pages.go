@@ -133,26 +133,15 @@ func adminImageDeleteConfirmation(id, name string) views.Confirm {
 	return c
 }
 
+var adminImageDeletion = imageDeletion{nav: views.NavAdminImages, title: "All images", back: views.AdminImagesURL,
+	confirmation: adminImageDeleteConfirmation}
+
 // adminImageDeleteConfirm is GET /admin/images/{id}/delete.
 func (s *Server) adminImageDeleteConfirm(w http.ResponseWriter, r *http.Request) {
-	im, err := s.imgs.GetImage(r.Context(), urlID(r))
-	if err != nil {
-		s.errorPage(w, r, err)
-		return
-	}
-	s.confirm(w, r, http.StatusOK, views.NavAdminImages, "All images", adminImageDeleteConfirmation(im.ID, im.Name))
+	s.confirmImageDelete(w, r, adminImageDeletion)
 }
 
 // adminImageDelete is POST /admin/images/{id}/delete.
 func (s *Server) adminImageDelete(w http.ResponseWriter, r *http.Request) {
-	id := urlID(r)
-	if err := s.imgs.DeleteImage(r.Context(), id); err != nil {
-		name := id
-		if im, gerr := s.imgs.GetImage(r.Context(), id); gerr == nil {
-			name = im.Name
-		}
-		s.confirmFailed(w, r, views.NavAdminImages, "All images", adminImageDeleteConfirmation(id, name), err)
-		return
-	}
-	s.done(w, r, views.AdminImagesURL, "Image deleted.")
+	s.deleteImage(w, r, adminImageDeletion)
 }

@@ -264,26 +264,44 @@ func imageDeleteConfirmation(id, name string) views.Confirm {
 	}
 }
 
-// imageDeleteConfirm is GET /project/images/{id}/delete.
-func (s *Server) imageDeleteConfirm(w http.ResponseWriter, r *http.Request) {
+// imageDeletion is an image page's delete confirmation and action: the
+// project's Images page and the admin's All images share it.
+type imageDeletion struct {
+	nav, title, back string
+	confirmation     func(id, name string) views.Confirm
+}
+
+func (s *Server) confirmImageDelete(w http.ResponseWriter, r *http.Request, d imageDeletion) {
 	im, err := s.imgs.GetImage(r.Context(), urlID(r))
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
-	s.confirm(w, r, http.StatusOK, views.NavImages, "Images", imageDeleteConfirmation(im.ID, im.Name))
+	s.confirm(w, r, http.StatusOK, d.nav, d.title, d.confirmation(im.ID, im.Name))
 }
 
-// imageDelete is POST /project/images/{id}/delete.
-func (s *Server) imageDelete(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request, d imageDeletion) {
 	id := urlID(r)
 	if err := s.imgs.DeleteImage(r.Context(), id); err != nil {
 		name := id
 		if im, gerr := s.imgs.GetImage(r.Context(), id); gerr == nil {
 			name = im.Name
 		}
-		s.confirmFailed(w, r, views.NavImages, "Images", imageDeleteConfirmation(id, name), err)
+		s.confirmFailed(w, r, d.nav, d.title, d.confirmation(id, name), err)
 		return
 	}
-	s.done(w, r, views.ImagesURL, "Image deleted.")
+	s.done(w, r, d.back, "Image deleted.")
+}
+
+var projectImageDeletion = imageDeletion{nav: views.NavImages, title: "Images", back: views.ImagesURL,
+	confirmation: imageDeleteConfirmation}
+
+// imageDeleteConfirm is GET /project/images/{id}/delete.
+func (s *Server) imageDeleteConfirm(w http.ResponseWriter, r *http.Request) {
+	s.confirmImageDelete(w, r, projectImageDeletion)
+}
+
+// imageDelete is POST /project/images/{id}/delete.
+func (s *Server) imageDelete(w http.ResponseWriter, r *http.Request) {
+	s.deleteImage(w, r, projectImageDeletion)
 }
