@@ -27,11 +27,8 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/identity"
 	"github.com/nimbus-cloud/nimbus/backend/image"
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
-	"github.com/nimbus-cloud/nimbus/backend/platform/db"
 	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
-	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
-	"github.com/nimbus-cloud/nimbus/migrations"
 	"github.com/nimbus-cloud/nimbus/novnc"
 	"github.com/nimbus-cloud/nimbus/views"
 )
@@ -150,32 +147,10 @@ func qcow2(t testing.TB) []byte {
 func newComputeEnv(t testing.TB) *cenv {
 	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(filepath.Join(t.TempDir(), "n.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if err := d.Migrate(ctx, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
-	pol := policy.New(policy.BaseRules())
-	pol.Register(identity.PolicyRules()...)
-	pol.Register(compute.PolicyRules()...)
-	pol.Register(image.PolicyRules()...)
-	ids, err := identity.New(ctx, d, identity.Config{Policy: pol, BcryptCost: 4, LoginMaxFailures: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	boot, err := ids.Bootstrap(ctx, identity.BootstrapConfig{
-		AdminPassword: testAdminPassword, PublicURL: srv.URL,
-		Services: []identity.ServiceSpec{{Type: "identity", Name: "keystone", Path: "/identity"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, pol, ids, boot := newTestBase(t, srv.URL, compute.PolicyRules(), image.PolicyRules())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	imgs, err := image.New(ctx, d, image.Config{DataDir: t.TempDir(), Policy: pol, Tokens: ids})
 	if err != nil {

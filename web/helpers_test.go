@@ -34,7 +34,11 @@ type env struct {
 	member string // ID of the "member" role
 }
 
-func newEnv(t testing.TB) *env {
+// newTestBase is what every web test environment starts from: a migrated
+// SQLite file, a policy engine with identity's rules and those given, and
+// the identity service bootstrapped with testAdminPassword, advertising
+// publicURL.
+func newTestBase(t testing.TB, publicURL string, rules ...[]policy.Rule) (*db.DB, *policy.Engine, *identity.Service, *identity.BootstrapResult) {
 	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(filepath.Join(t.TempDir(), "n.db"))
@@ -45,20 +49,28 @@ func newEnv(t testing.TB) *env {
 	if err := d.Migrate(ctx, migrations.FS); err != nil {
 		t.Fatal(err)
 	}
-	pe := policy.New(policy.BaseRules())
-	pe.Register(identity.PolicyRules()...)
-	svc, err := identity.New(ctx, d, identity.Config{Policy: pe})
+	pol := policy.New(policy.BaseRules())
+	pol.Register(identity.PolicyRules()...)
+	for _, r := range rules {
+		pol.Register(r...)
+	}
+	ids, err := identity.New(ctx, d, identity.Config{Policy: pol, BcryptCost: 4, LoginMaxFailures: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot, err := svc.Bootstrap(ctx, identity.BootstrapConfig{
-		AdminPassword: testAdminPassword,
-		PublicURL:     "http://test",
-		Services:      []identity.ServiceSpec{{Type: "identity", Name: "keystone", Path: "/identity"}},
+	boot, err := ids.Bootstrap(ctx, identity.BootstrapConfig{
+		AdminPassword: testAdminPassword, PublicURL: publicURL,
+		Services: []identity.ServiceSpec{{Type: "identity", Name: "keystone", Path: "/identity"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d, pol, ids, boot
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	d, _, svc, boot := newTestBase(t, "http://test")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ws, err := New(Config{
 		Identity: svc,

@@ -7,16 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nimbus-cloud/nimbus/backend/identity"
 	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
-	"github.com/nimbus-cloud/nimbus/backend/platform/db"
-	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
-	"github.com/nimbus-cloud/nimbus/migrations"
 )
 
 // nenv is env with the network service, and a project "proj-a" whose
@@ -33,28 +29,7 @@ const alicePassword = "alice-Secret-1"
 func newNetworkEnv(t testing.TB) *nenv {
 	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(filepath.Join(t.TempDir(), "n.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if err := d.Migrate(ctx, migrations.FS); err != nil {
-		t.Fatal(err)
-	}
-	pol := policy.New(policy.BaseRules())
-	pol.Register(identity.PolicyRules()...)
-	pol.Register(network.PolicyRules()...)
-	ids, err := identity.New(ctx, d, identity.Config{Policy: pol, BcryptCost: 4, LoginMaxFailures: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	boot, err := ids.Bootstrap(ctx, identity.BootstrapConfig{
-		AdminPassword: testAdminPassword, PublicURL: "http://test",
-		Services: []identity.ServiceSpec{{Type: "identity", Name: "keystone", Path: "/identity"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, pol, ids, boot := newTestBase(t, "http://test", network.PolicyRules())
 	nets, err := network.New(ctx, d, network.Config{Policy: pol, Tokens: ids})
 	if err != nil {
 		t.Fatal(err)
