@@ -1,0 +1,134 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/nimbus-cloud/nimbus/backend/network"
+)
+
+// TestLaunchOffersNetworks: the launch dialog lists the project's and
+// shared networks (never external ones), preselects the only one and the
+// default security group, and a launch passes the chosen networks on.
+func TestLaunchOffersNetworks(t *testing.T) {
+	e := newAdminPagesEnv(t)
+	pa := e.createProject("proj-a")
+	e.createMember("alice", "alice-Secret-1", pa)
+	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
+	pub := e.externalNetwork("public", "203.0.113.0/24")
+	n, err := e.nets.CreateNetwork(actx, network.NetworkCreate{Name: "alice-net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := e.client()
+	alice.login("alice", "alice-Secret-1")
+
+	r := alice.get("/project/instances/new", hx, hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `name="network" value="`+n.ID+`" checked`, "alice-net", `name="security_group" value="default" checked`)
+	wantNotContains(t, r, pub.ID)
+
+	// A second network: nothing is preselected any more.
+	n2, err := e.nets.CreateNetwork(actx, network.NetworkCreate{Name: "alice-net-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = alice.get("/project/instances/new", hx, hxTargetModal)
+	wantContains(t, r, `name="network" value="`+n2.ID+`"`)
+	wantNotContains(t, r, `value="`+n.ID+`" checked`)
+
+	// This environment's compute has no network service behind it (the
+	// wiring lives in cmd/nimbus; the e2e tests boot on real networks), so
+	// a launch that carries networks is refused, in the form; one without
+	// a network checked boots with none.
+	r = alice.post("/project/instances", url.Values{"name": {"web"}, "count": {"1"}, "image": {e.imageID},
+		"flavor": {e.tiny}, "network": {n2.ID}, "security_group": {"default"}}, hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "Networking is not available", `name="network" value="`+n2.ID+`" checked`)
+	r = alice.post("/project/instances", url.Values{"name": {"plain"}, "count": {"1"}, "image": {e.imageID},
+		"flavor": {e.tiny}}, hx)
+	wantStatus(t, r, http.StatusNoContent)
+	if srv := e.serverNamed("plain"); srv == nil {
+		t.Fatal("no server plain")
+	}
+}
+
+// TestInstanceFloatingIP: the instance's Floating IP dialog allocates from
+// a pool onto the instance's port, lists what is associated, and
+// disassociates; another project's instance is not found.
+func TestInstanceFloatingIP(t *testing.T) {
+	e := newAdminPagesEnv(t)
+	pa, pb := e.createProject("proj-a"), e.createProject("proj-b")
+	e.createMember("alice", "alice-Secret-1", pa)
+	e.createMember("bob", "bob-Secret-1", pb)
+	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
+	pub := e.externalNetwork("public", "203.0.113.0/24")
+	n, err := e.nets.CreateNetwork(actx, network.NetworkCreate{Name: "alice-net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := e.nets.CreateSubnet(actx, network.SubnetCreate{NetworkID: n.ID, CIDR: "10.0.0.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := e.nets.CreateRouter(actx, network.RouterCreate{Name: "r", Gateway: &network.GatewayRequest{NetworkID: pub.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.nets.AddRouterInterface(actx, rt.ID, sn.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	id := e.boot(actx, "vm")
+	// The instance's port, as compute makes it.
+	port, err := e.nets.CreatePort(e.adminCtx(), network.PortCreate{NetworkID: n.ID, ProjectID: pa.ID, DeviceID: id,
+		DeviceOwner: "compute:nova"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := port.FixedIPs[0].IPAddress
+	alice, bob := e.client(), e.client()
+	alice.login("alice", "alice-Secret-1")
+	bob.login("bob", "bob-Secret-1")
+
+	// The row offers the action; the dialog shows the port and the pool.
+	r := alice.get("/project/instances")
+	wantContains(t, r, "/project/instances/"+id+"/floating-ip")
+	path := "/project/instances/" + id + "/floating-ip"
+	r = alice.get(path, hx, hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, "Allocate a new address from public", `value="new:`+pub.ID+`"`, fixed)
+
+	// Nothing chosen: refused in the form.
+	r = alice.post(path, url.Values{"floating_ip": {""}}, hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "Choose an address or a pool.")
+
+	r = alice.post(path, url.Values{"floating_ip": {"new:" + pub.ID}, "port": {port.ID}, "back": {"/project/instances"}}, hx)
+	wantStatus(t, r, http.StatusNoContent)
+	if msg := toastOf(t, r)["message"]; !strings.Contains(msg, "is associated with") {
+		t.Fatalf("toast %q", msg)
+	}
+	fips, _, err := e.nets.ListFloatingIPs(actx, network.ListOptions{})
+	if err != nil || len(fips) != 1 || fips[0].PortID != port.ID || fips[0].FixedIPAddress != fixed {
+		t.Fatalf("floating IPs %+v, %v", fips, err)
+	}
+
+	// The dialog now lists it as associated; disassociating keeps it allocated.
+	r = alice.get(path, hx, hxTargetModal)
+	wantContains(t, r, fips[0].FloatingIPAddress+" → "+fixed, "Disassociate")
+	r = alice.post(path+"/disassociate", url.Values{"floating_ip": {fips[0].ID}, "back": {"/project/instances"}}, hx)
+	wantStatus(t, r, http.StatusNoContent)
+	fips, _, _ = e.nets.ListFloatingIPs(actx, network.ListOptions{})
+	if len(fips) != 1 || fips[0].PortID != "" {
+		t.Fatalf("after disassociate: %+v", fips)
+	}
+	// A free address is offered next time.
+	r = alice.get(path, hx, hxTargetModal)
+	wantContains(t, r, `value="`+fips[0].ID+`"`)
+
+	// Bob cannot reach alice's instance through the dialog.
+	r = bob.get(path, hx, hxTargetModal)
+	wantStatus(t, r, http.StatusNotFound)
+}
