@@ -243,6 +243,8 @@ type LaunchForm struct {
 	// Networks and SecurityGroups are offered when networking exists
 	// (HasNetwork); Selected marks the checked boxes.
 	HasNetwork     bool
+	// NewKeyName and NewPublicKey import a key pair with the launch.
+	NewKeyName, NewPublicKey string
 	Networks       []Option
 	SecurityGroups []Option
 	UserData       string

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/network"
 )
 
@@ -131,4 +132,48 @@ func TestInstanceFloatingIP(t *testing.T) {
 	// Bob cannot reach alice's instance through the dialog.
 	r = bob.get(path, hx, hxTargetModal)
 	wantStatus(t, r, http.StatusNotFound)
+}
+
+// TestLaunchImportsKeyPair: a public key pasted into the launch dialog is
+// imported as a key pair and used for the instance; a bad key stops the
+// launch in the form with nothing built.
+func TestLaunchImportsKeyPair(t *testing.T) {
+	e := newComputeEnv(t)
+	pa := e.createProject("proj-a")
+	e.createMember("alice", "alice-Secret-1", pa)
+	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
+	// A real public key, from a generated pair that is then deleted.
+	gen, err := e.comp.CreateKeypair(actx, compute.KeypairCreate{Name: "gen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.comp.DeleteKeypair(actx, "", "gen"); err != nil {
+		t.Fatal(err)
+	}
+	alice := e.client()
+	alice.login("alice", "alice-Secret-1")
+	form := func(name, keyName, key string) url.Values {
+		return url.Values{"name": {name}, "count": {"1"}, "image": {e.imageID}, "flavor": {e.tiny},
+			"new_key_name": {keyName}, "new_public_key": {key}}
+	}
+
+	r := alice.post("/project/instances", form("bad", "desk", "ssh-rsa nope"), hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "Keypair data is invalid", `<details class="field" open>`, "ssh-rsa nope")
+	r = alice.post("/project/instances", form("bad", "", gen.PublicKey), hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "Name the key pair to import.")
+	if srv := e.serverNamed("bad"); srv != nil {
+		t.Fatalf("a refused launch built %+v", srv)
+	}
+
+	r = alice.post("/project/instances", form("keyed", "desk", gen.PublicKey), hx)
+	wantStatus(t, r, http.StatusNoContent)
+	srv := e.serverNamed("keyed")
+	if srv == nil || srv.KeyName != "desk" {
+		t.Fatalf("server %+v", srv)
+	}
+	if kp, err := e.comp.GetKeypair(actx, "", "desk"); err != nil || kp.PublicKey != gen.PublicKey {
+		t.Fatalf("imported key pair %+v, %v", kp, err)
+	}
 }

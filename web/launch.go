@@ -20,6 +20,8 @@ import (
 type launchValues struct {
 	name, count, zone, image, flavor, key, group, userData string
 	networks, secGroups                                    []string
+	// newKeyName and newPublicKey import a key pair as part of the launch.
+	newKeyName, newPublicKey string
 	// touched is set when the form was submitted or re-rendered, so an
 	// empty networks list means "none" rather than "not chosen yet".
 	touched bool
@@ -32,6 +34,7 @@ func launchFrom(v url.Values) launchValues {
 		zone: get("availability_zone"), image: get("image"), flavor: get("flavor"),
 		key: get("key_name"), group: get("server_group"), userData: get("user_data"),
 		networks: v["network"], secGroups: v["security_group"], touched: v.Has("name"),
+		newKeyName: strings.TrimSpace(get("new_key_name")), newPublicKey: strings.TrimSpace(get("new_public_key")),
 	}
 }
 
@@ -46,6 +49,7 @@ func (s *Server) buildLaunchForm(r *http.Request, lv launchValues, f *views.Laun
 	ctx := r.Context()
 	var ch launchChoices
 	f.Name, f.Count, f.Zone, f.UserData, f.ImageChoice = lv.name, lv.count, lv.zone, lv.userData, lv.image
+	f.NewKeyName, f.NewPublicKey = lv.newKeyName, lv.newPublicKey
 	if f.Count == "" {
 		f.Count = "1"
 	}
@@ -250,9 +254,23 @@ func (s *Server) launch(w http.ResponseWriter, r *http.Request) {
 	if len(ud) > 65535 {
 		f.SetError("user_data", "User data is limited to 48 KiB.")
 	}
+	if lv.newPublicKey != "" && lv.newKeyName == "" {
+		f.SetError("new_key_name", "Name the key pair to import.")
+	}
 	if !f.Valid() {
 		s.renderLaunch(w, r, http.StatusUnprocessableEntity, f)
 		return
+	}
+	if lv.newPublicKey != "" {
+		// The key pair is imported first: a refused key stops the launch
+		// before anything is built, and it stays for the next launch.
+		kp, err := s.comp.CreateKeypair(r.Context(), compute.KeypairCreate{Name: lv.newKeyName, PublicKey: lv.newPublicKey})
+		if err != nil {
+			s.formFault(r, &f.Form, err, "new_key_name", "new_public_key")
+			s.renderLaunch(w, r, formStatus(err), f)
+			return
+		}
+		lv.key = kp.Name
 	}
 	req := compute.ServerCreate{
 		Name: lv.name, ImageRef: lv.image, FlavorRef: lv.flavor, KeyName: lv.key, UserData: ud,
