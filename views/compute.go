@@ -242,15 +242,15 @@ type LaunchForm struct {
 	Groups   []Option
 	// Networks and SecurityGroups are offered when networking exists
 	// (HasNetwork); Selected marks the checked boxes.
-	HasNetwork     bool
+	HasNetwork bool
 	// NewKeyName and NewPublicKey import a key pair with the launch.
 	NewKeyName, NewPublicKey string
-	Networks       []Option
-	SecurityGroups []Option
-	UserData       string
-	FlavorHint     string
-	Quota          []QuotaLine
-	ImageChoice    string
+	Networks                 []Option
+	SecurityGroups           []Option
+	UserData                 string
+	FlavorHint               string
+	Quota                    []QuotaLine
+	ImageChoice              string
 }
 
 // QuotaLine is one resource a launch uses against what is left.
