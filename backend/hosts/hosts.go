@@ -157,10 +157,18 @@ func New(ctx context.Context, d *db.DB, cfg Config) (*Registry, error) {
 		live:     liveness{known: map[string]hostState{}},
 	}
 	// Fail at wiring, not at the first join, when the schema is missing.
-	if _, err := r.store.list(ctx); err != nil {
+	known, err := r.store.list(ctx)
+	if err != nil {
 		return nil, fault.Wrap(fault.Internal, err, "hosts: database not ready")
 	}
 	if cfg.Events != nil {
+		// The hosts as they are now are not news; taking that first look
+		// here, not in the loop, means no change after New returns is
+		// missed however late the loop starts.
+		now := r.cfg.Now()
+		for _, h := range known {
+			r.announce(h, now, true)
+		}
 		go r.watchLiveness(ctx)
 	}
 	return r, nil

@@ -52,15 +52,13 @@ func (r *Registry) watchLiveness(ctx context.Context) {
 	tick := min(r.cfg.HeartbeatInterval, r.cfg.DownAfter/4)
 	t := time.NewTicker(max(tick, 50*time.Millisecond))
 	defer t.Stop()
-	first := true
 	for {
 		hs, err := r.store.list(ctx)
 		if err == nil {
 			now := r.cfg.Now()
 			for _, h := range hs {
-				r.announce(h, now, first)
+				r.announce(h, now, false)
 			}
-			first = false
 		} else if ctx.Err() == nil {
 			r.log.Warn("host liveness", "err", err)
 		}
