@@ -21,6 +21,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/backend/hosts"
 	"github.com/nimbus-cloud/nimbus/backend/network"
 	"github.com/nimbus-cloud/nimbus/backend/network/dataplane"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 )
 
@@ -281,4 +282,53 @@ func (n networkAgents) NetworkAgents(ctx context.Context) ([]network.Agent, erro
 		}
 	}
 	return out, nil
+}
+
+// addressEvents passes every network change on to the data plane and also
+// tells the live dashboard when an instance's addresses changed: a port of
+// an instance created, changed or deleted, or a floating IP moved onto or
+// off one. The floating IP's previous port is remembered, since a
+// disassociated floating IP no longer names it.
+type addressEvents struct {
+	network.Notifier
+	nets *network.Service
+	bus  events.Publisher
+	mu   sync.Mutex
+	fips map[string]string // floating IP → port it was last seen on
+}
+
+func newAddressEvents(next network.Notifier, bus events.Publisher) *addressEvents {
+	return &addressEvents{Notifier: next, bus: bus, fips: map[string]string{}}
+}
+
+func (a *addressEvents) PortChanged(ctx context.Context, op network.Op, p *network.Port) {
+	a.Notifier.PortChanged(ctx, op, p)
+	a.instanceOf(p)
+}
+
+func (a *addressEvents) FloatingIPChanged(ctx context.Context, op network.Op, f *network.FloatingIP) {
+	a.Notifier.FloatingIPChanged(ctx, op, f)
+	a.mu.Lock()
+	before := a.fips[f.ID]
+	if op == network.OpDelete || f.PortID == "" {
+		delete(a.fips, f.ID)
+	} else {
+		a.fips[f.ID] = f.PortID
+	}
+	a.mu.Unlock()
+	for _, port := range []string{before, f.PortID} {
+		if port == "" || a.nets == nil {
+			continue
+		}
+		if p, err := a.nets.GetPort(serviceContext(ctx), port); err == nil {
+			a.instanceOf(p)
+		}
+	}
+}
+
+// instanceOf announces the instance p belongs to, if any.
+func (a *addressEvents) instanceOf(p *network.Port) {
+	if strings.HasPrefix(p.DeviceOwner, "compute:") && p.DeviceID != "" {
+		a.bus.Publish(events.Event{Kind: events.KindInstance, ID: p.DeviceID, ProjectID: p.ProjectID, At: time.Now()})
+	}
 }

@@ -168,17 +168,19 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		Logger: log,
 	})
 	defer dp.Close()
+	notify := newAddressEvents(dp, bus)
 	nets, err := network.New(ctx, database, network.Config{
 		Policy:      pol,
 		Tokens:      ids,
 		IdentityURL: publicURL + "/identity",
-		Notifier:    dp,
+		Notifier:    notify,
 		Agents:      networkAgents{reg: reg, dp: dp},
 	})
 	if err != nil {
 		return fmt.Errorf("start network service: %w", err)
 	}
 	dp.SetNetworks(nets)
+	notify.nets = nets
 	reg.Subscribe(dp)
 	if cfg.agents > 0 {
 		if err := ensurePublicNetwork(ctx, nets, boot.AdminProject, cfg.dataDir, log); err != nil {

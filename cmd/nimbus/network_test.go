@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nimbus-cloud/nimbus/backend/network"
+	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
+	"github.com/nimbus-cloud/nimbus/backend/platform/db"
+	"github.com/nimbus-cloud/nimbus/backend/platform/events"
+	"github.com/nimbus-cloud/nimbus/backend/platform/policy"
+	"github.com/nimbus-cloud/nimbus/migrations"
+)
+
+// quietNotifier stands for the data plane, which this test does not need.
+type quietNotifier struct{}
+
+func (quietNotifier) NetworkChanged(context.Context, network.Op, *network.Network)             {}
+func (quietNotifier) SubnetChanged(context.Context, network.Op, *network.Subnet)               {}
+func (quietNotifier) PortChanged(context.Context, network.Op, *network.Port)                   {}
+func (quietNotifier) RouterChanged(context.Context, network.Op, *network.Router)               {}
+func (quietNotifier) FloatingIPChanged(context.Context, network.Op, *network.FloatingIP)       {}
+func (quietNotifier) SecurityGroupChanged(context.Context, network.Op, *network.SecurityGroup) {}
+
+// TestAddressEvents: an instance's port and a floating IP moving onto and
+// off it announce the instance (so live rows show new addresses); other
+// ports announce nothing.
+func TestAddressEvents(t *testing.T) {
+	ctx := context.Background()
+	d, err := db.Open(filepath.Join(t.TempDir(), "n.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := d.Migrate(ctx, migrations.FS); err != nil {
+		t.Fatal(err)
+	}
+	bus := events.New()
+	sub := bus.Subscribe(64)
+	notify := newAddressEvents(quietNotifier{}, bus)
+	nets, err := network.New(ctx, d, network.Config{Policy: policy.New(network.PolicyRules()), Notifier: notify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notify.nets = nets
+	admin := auth.WithCredentials(ctx, &auth.Credentials{UserID: "a", ProjectID: "p0", Roles: []string{"admin", "member", "reader"}})
+	yes := true
+	pub, err := nets.CreateNetwork(admin, network.NetworkCreate{Name: "public", External: &yes, NetworkType: "flat", PhysicalNetwork: "public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nets.CreateSubnet(admin, network.SubnetCreate{NetworkID: pub.ID, CIDR: "172.24.4.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := nets.CreateNetwork(admin, network.NetworkCreate{ProjectID: "p1", Name: "private"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := nets.CreateSubnet(admin, network.SubnetCreate{NetworkID: n.ID, ProjectID: "p1", CIDR: "10.0.0.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := nets.CreateRouter(admin, network.RouterCreate{ProjectID: "p1", Name: "r", Gateway: &network.GatewayRequest{NetworkID: pub.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nets.AddRouterInterface(admin, rt.ID, sn.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	drain := func() []events.Event {
+		var got []events.Event
+		for {
+			select {
+			case e := <-sub.C():
+				got = append(got, e)
+			case <-time.After(50 * time.Millisecond):
+				return got
+			}
+		}
+	}
+	if got := drain(); len(got) != 0 {
+		t.Fatalf("networks, subnets, routers and their ports announced instances: %+v", got)
+	}
+	port, err := nets.CreatePort(admin, network.PortCreate{NetworkID: n.ID, ProjectID: "p1", DeviceID: "vm-1", DeviceOwner: "compute:nova"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVM := func(what string) {
+		t.Helper()
+		got := drain()
+		if len(got) == 0 {
+			t.Fatalf("%s: no event", what)
+		}
+		for _, e := range got {
+			if e.Kind != events.KindInstance || e.ID != "vm-1" || e.ProjectID != "p1" {
+				t.Fatalf("%s: %+v", what, e)
+			}
+		}
+	}
+	wantVM("port created")
+	f, err := nets.CreateFloatingIP(admin, network.FloatingIPCreate{ProjectID: "p1", FloatingNetworkID: pub.ID, PortID: port.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVM("floating IP associated")
+	if _, err := nets.UpdateFloatingIP(admin, f.ID, network.FloatingIPUpdate{SetPort: true}); err != nil {
+		t.Fatal(err)
+	}
+	wantVM("floating IP disassociated")
+}
