@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,7 +163,10 @@ func TestInterfaceRejections(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hold, failAttach atomic.Bool
+	// Closing release lets every held spawn go on: vm's neighbours and bob's
+	// server are all spawned while hold is set.
 	release := make(chan struct{})
+	releaseAll := sync.OnceFunc(func() { close(release) })
 	a := agenttest.Start(t, e.srv.URL, tok, agenttest.Options{Hostname: "node1", Fake: fake.Config{
 		Inventory: agentapi.Inventory{VCPUs: 2, MemoryMB: 2048, DiskGB: 30, HypervisorType: "QEMU", HypervisorVersion: 8002000,
 			VirtType: "kvm", CPUInfo: `{"arch": "x86_64"}`, HostIP: "127.0.0.1"},
@@ -179,7 +183,7 @@ func TestInterfaceRejections(t *testing.T) {
 			return nil
 		}}})
 	t.Cleanup(e.transport.CloseIdleConnections)
-	t.Cleanup(func() { close(release) })
+	t.Cleanup(releaseAll)
 	e.svc.Scheduler().Invalidate()
 
 	private := e.network(e.alice, "private", "10.0.0.0/24")
@@ -285,8 +289,7 @@ func TestInterfaceRejections(t *testing.T) {
 
 	// A server an admin locked refuses its owner.
 	hold.Store(false)
-	release <- struct{}{}
-	release <- struct{}{}
+	releaseAll()
 	e.waitStatus(e.alice, locked, "ACTIVE")
 	e.do("POST", "/servers/"+locked+"/action", e.admin.Token, map[string]any{"lock": nil}).want(http.StatusAccepted)
 	r := e.do("POST", "/servers/"+locked+"/os-interface", e.alice.Token, attach(map[string]any{"net_id": private.ID})).want(http.StatusConflict)
