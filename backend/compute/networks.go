@@ -86,7 +86,8 @@ type PortInfo struct {
 	FixedIPs    []FixedIP
 	MTU         int
 	NetworkName string
-	// FloatingIPs are the floating addresses associated with the port.
+	// FloatingIPs are the floating addresses associated with the port;
+	// DevicePorts fills them in, the single-port calls leave them empty.
 	FloatingIPs []string
 }
 

@@ -251,8 +251,28 @@ func (a computeNetworks) DevicePorts(ctx context.Context, deviceID string) ([]co
 		return nil, err
 	}
 	out := make([]compute.PortInfo, 0, len(list))
+	byPort := map[string]int{}
 	for i := range list {
+		byPort[list[i].ID] = i
 		out = append(out, *a.portInfo(sctx, &list[i]))
+	}
+	if len(list) == 0 {
+		return out, nil
+	}
+	// The instance's floating IPs, for its addresses: one query for all
+	// of its ports.
+	ids := make([]string, 0, len(list))
+	for _, p := range list {
+		ids = append(ids, p.ID)
+	}
+	fips, _, err := a.nets.ListFloatingIPs(sctx, network.ListOptions{Filters: map[string][]string{"port_id": ids}})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fips {
+		if i, ok := byPort[f.PortID]; ok {
+			out[i].FloatingIPs = append(out[i].FloatingIPs, f.FloatingIPAddress)
+		}
 	}
 	return out, nil
 }
@@ -269,14 +289,8 @@ func (a computeNetworks) portInfo(ctx context.Context, p *network.Port) *compute
 	for _, ip := range p.FixedIPs {
 		info.FixedIPs = append(info.FixedIPs, compute.FixedIP{SubnetID: ip.SubnetID, IP: ip.IPAddress})
 	}
-	sctx := serviceContext(ctx)
-	if n, err := a.nets.GetNetwork(sctx, p.NetworkID); err == nil {
+	if n, err := a.nets.GetNetwork(serviceContext(ctx), p.NetworkID); err == nil {
 		info.NetworkName, info.MTU = n.Name, n.MTU
-	}
-	if fips, _, err := a.nets.ListFloatingIPs(sctx, network.ListOptions{Filters: map[string][]string{"port_id": {p.ID}}}); err == nil {
-		for _, f := range fips {
-			info.FloatingIPs = append(info.FloatingIPs, f.FloatingIPAddress)
-		}
 	}
 	return info
 }
