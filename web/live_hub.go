@@ -142,6 +142,7 @@ const (
 	pageAllInstances
 	pageInstance // one instance's page
 	pageHosts    // hypervisors or compute services
+	pageTopology // the project's network topology
 )
 
 // livePage is what a tab shows: it decides which events concern it and
@@ -164,6 +165,8 @@ func parseLivePage(raw string) livePage {
 		return livePage{kind: pageAllInstances}
 	case p == views.HypervisorsURL || p == views.ComputeServiceURL:
 		return livePage{kind: pageHosts}
+	case p == views.TopologyURL:
+		return livePage{kind: pageTopology}
 	case strings.HasPrefix(p, views.InstancesURL+"/"):
 		id := strings.TrimPrefix(p, views.InstancesURL+"/")
 		if id == "" || strings.Contains(id, "/") {
@@ -190,6 +193,13 @@ func (h *liveHub) dispatch(ev events.Event, clients []*liveClient) {
 		case events.KindHost:
 			if p.kind == pageHosts && c.v.Creds.IsAdmin() {
 				msg = renderFragment(c.r.Context(), views.HostStateBadge(ev.ID, ev.Up))
+			}
+		case events.KindNetwork:
+			// The drawing joins many resources: the tab fetches it again,
+			// with its own rights, as it does after a resync (app.js
+			// coalesces a burst of these into one fetch).
+			if p.kind == pageTopology && (ev.ProjectID == "" || ev.ProjectID == c.v.ProjectID) {
+				msg = liveResync()
 			}
 		}
 		if len(msg) > 0 {

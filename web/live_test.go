@@ -17,6 +17,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/platform/events"
+	"github.com/nimbus-cloud/nimbus/views"
 )
 
 // dialLive opens c's /live socket for page with the given Origin, through
@@ -281,6 +282,36 @@ func TestLiveInstancePage(t *testing.T) {
 	}
 }
 
+// TestLiveTopology: a network change tells the topology tabs that may see
+// it to fetch the drawing again: the project's own change its project, a
+// shared one everybody; other pages hear nothing of it.
+func TestLiveTopology(t *testing.T) {
+	l := newLiveEnv(t)
+	ta := l.mustLive(l.alice, views.TopologyURL)
+	tb := l.mustLive(l.bob, views.TopologyURL)
+	list := l.mustLive(l.alice, "/project/instances")
+	l.waitLiveClients(3)
+	const refresh = `id="live-resync"`
+	l.bus.Publish(events.Event{Kind: events.KindNetwork, ID: "net-a", ProjectID: l.pa})
+	if got, ok := collect(ta, refresh, 5*time.Second); !ok {
+		t.Fatalf("alice's topology tab was not told to redraw:\n%s", got)
+	}
+	l.bus.Publish(events.Event{Kind: events.KindNetwork, ID: "public", ProjectID: ""})
+	for name, c := range map[string]*websocket.Conn{"alice": ta, "bob": tb} {
+		if got, ok := collect(c, refresh, 5*time.Second); !ok {
+			t.Fatalf("%s's topology tab missed the shared network's change:\n%s", name, got)
+		}
+	}
+	// Events reach each tab in order: bob's first message was the shared
+	// change, and it was his only one.
+	if got, _ := collect(tb, refresh, 300*time.Millisecond); got != "" {
+		t.Fatalf("bob's topology tab heard of alice's network:\n%s", got)
+	}
+	if got, _ := collect(list, refresh, 300*time.Millisecond); got != "" {
+		t.Fatalf("the instances tab was told to redraw for a network:\n%s", got)
+	}
+}
+
 // TestLiveStalledTab: a tab that stops reading fills its socket and its
 // queue; the hub never waits for it, other tabs get their rows on time,
 // and when it reads again it is told to resync.
@@ -378,6 +409,7 @@ func TestParseLivePage(t *testing.T) {
 		"/admin/instances":                    {kind: pageAllInstances},
 		"/admin/hypervisors":                  {kind: pageHosts},
 		"/admin/services":                     {kind: pageHosts},
+		"/project/network-topology":           {kind: pageTopology},
 		"/project/instances/abc":              {kind: pageInstance, id: "abc", tab: "overview"},
 		"/project/instances/abc?tab=log":      {kind: pageInstance, id: "abc", tab: "log"},
 		"/project/instances/abc/log":          {},

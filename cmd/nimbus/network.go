@@ -284,12 +284,14 @@ func (n networkAgents) NetworkAgents(ctx context.Context) ([]network.Agent, erro
 	return out, nil
 }
 
-// addressEvents passes every network change on to the data plane and also
-// tells the live dashboard when an instance's addresses changed: a port of
-// an instance created, changed or deleted, or a floating IP moved onto or
-// off one. The floating IP's previous port is remembered, since a
-// disassociated floating IP no longer names it.
-type addressEvents struct {
+// networkEvents passes every network change on to the data plane and
+// announces it on the bus for the live dashboard: each network, subnet,
+// router and drawn port as a network event (the topology redraws), and an
+// instance whose addresses changed as an instance event (its row shows the
+// new ones): a port of an instance created, changed or deleted, or a
+// floating IP moved onto or off one. The floating IP's previous port is
+// remembered, since a disassociated floating IP no longer names it.
+type networkEvents struct {
 	network.Notifier
 	nets *network.Service
 	bus  events.Publisher
@@ -297,16 +299,51 @@ type addressEvents struct {
 	fips map[string]string // floating IP → port it was last seen on
 }
 
-func newAddressEvents(next network.Notifier, bus events.Publisher) *addressEvents {
-	return &addressEvents{Notifier: next, bus: bus, fips: map[string]string{}}
+func newNetworkEvents(next network.Notifier, bus events.Publisher) *networkEvents {
+	return &networkEvents{Notifier: next, bus: bus, fips: map[string]string{}}
 }
 
-func (a *addressEvents) PortChanged(ctx context.Context, op network.Op, p *network.Port) {
+func (a *networkEvents) NetworkChanged(ctx context.Context, op network.Op, n *network.Network) {
+	a.Notifier.NetworkChanged(ctx, op, n)
+	project := n.ProjectID
+	// An update may have taken sharing away and a deletion removes it from
+	// every project that saw it: tell everyone, each tab reads again with
+	// its own rights.
+	if op != network.OpCreate || n.Shared || n.External {
+		project = ""
+	}
+	a.changed(n.ID, project, op)
+}
+
+func (a *networkEvents) SubnetChanged(ctx context.Context, op network.Op, sn *network.Subnet) {
+	a.Notifier.SubnetChanged(ctx, op, sn)
+	project := ""
+	if a.nets != nil {
+		if n, err := a.nets.GetNetwork(serviceContext(ctx), sn.NetworkID); err == nil && !n.Shared && !n.External {
+			project = sn.ProjectID
+		}
+	}
+	a.changed(sn.ID, project, op)
+}
+
+func (a *networkEvents) RouterChanged(ctx context.Context, op network.Op, r *network.Router) {
+	a.Notifier.RouterChanged(ctx, op, r)
+	a.changed(r.ID, r.ProjectID, op)
+}
+
+func (a *networkEvents) PortChanged(ctx context.Context, op network.Op, p *network.Port) {
 	a.Notifier.PortChanged(ctx, op, p)
+	// The topology draws router interfaces and instances' ports; a port
+	// with no owner may just have been detached from one. The service's
+	// other ports (DHCP, floating IP, a gateway that comes with its
+	// router's change) are not drawn.
+	if p.DeviceOwner == network.OwnerRouterInterface || !strings.HasPrefix(p.DeviceOwner, "network:") {
+		a.changed(p.ID, p.ProjectID, op)
+	}
 	a.instanceOf(p)
 }
 
-func (a *addressEvents) FloatingIPChanged(ctx context.Context, op network.Op, f *network.FloatingIP) {
+func (a *networkEvents) FloatingIPChanged(ctx context.Context, op network.Op, f *network.FloatingIP) {
 	a.Notifier.FloatingIPChanged(ctx, op, f)
 	a.mu.Lock()
 	before := a.fips[f.ID]
@@ -326,8 +363,12 @@ func (a *addressEvents) FloatingIPChanged(ctx context.Context, op network.Op, f 
 	}
 }
 
+func (a *networkEvents) changed(id, project string, op network.Op) {
+	a.bus.Publish(events.Event{Kind: events.KindNetwork, ID: id, ProjectID: project, Deleted: op == network.OpDelete, At: time.Now()})
+}
+
 // instanceOf announces the instance p belongs to, if any.
-func (a *addressEvents) instanceOf(p *network.Port) {
+func (a *networkEvents) instanceOf(p *network.Port) {
 	if strings.HasPrefix(p.DeviceOwner, "compute:") && p.DeviceID != "" {
 		a.bus.Publish(events.Event{Kind: events.KindInstance, ID: p.DeviceID, ProjectID: p.ProjectID, At: time.Now()})
 	}

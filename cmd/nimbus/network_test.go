@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,10 +25,12 @@ func (quietNotifier) RouterChanged(context.Context, network.Op, *network.Router)
 func (quietNotifier) FloatingIPChanged(context.Context, network.Op, *network.FloatingIP)       {}
 func (quietNotifier) SecurityGroupChanged(context.Context, network.Op, *network.SecurityGroup) {}
 
-// TestAddressEvents: an instance's port and a floating IP moving onto and
-// off it announce the instance (so live rows show new addresses); other
-// ports announce nothing.
-func TestAddressEvents(t *testing.T) {
+// TestNetworkEvents: networks, subnets, routers and drawn ports are
+// announced as network events, to everyone when shared or external and to
+// their project otherwise; an instance's port and a floating IP moving onto
+// and off it also announce the instance (so live rows show new addresses),
+// other ports no instance.
+func TestNetworkEvents(t *testing.T) {
 	ctx := context.Background()
 	d, err := db.Open(filepath.Join(t.TempDir(), "n.db"))
 	if err != nil {
@@ -39,7 +42,7 @@ func TestAddressEvents(t *testing.T) {
 	}
 	bus := events.New()
 	sub := bus.Subscribe(64)
-	notify := newAddressEvents(quietNotifier{}, bus)
+	notify := newNetworkEvents(quietNotifier{}, bus)
 	nets, err := network.New(ctx, d, network.Config{Policy: policy.New(network.PolicyRules()), Notifier: notify})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +54,8 @@ func TestAddressEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nets.CreateSubnet(admin, network.SubnetCreate{NetworkID: pub.ID, CIDR: "172.24.4.0/24"}); err != nil {
+	pubSubnet, err := nets.CreateSubnet(admin, network.SubnetCreate{NetworkID: pub.ID, CIDR: "172.24.4.0/24"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	n, err := nets.CreateNetwork(admin, network.NetworkCreate{ProjectID: "p1", Name: "private"})
@@ -80,8 +84,22 @@ func TestAddressEvents(t *testing.T) {
 			}
 		}
 	}
-	if got := drain(); len(got) != 0 {
-		t.Fatalf("networks, subnets, routers and their ports announced instances: %+v", got)
+	var got []string
+	for _, e := range drain() {
+		if e.Kind != events.KindNetwork || e.Deleted {
+			t.Fatalf("building the topology announced %+v", e)
+		}
+		got = append(got, e.ID+"@"+e.ProjectID)
+	}
+	ifaces, _, err := nets.ListPorts(admin, network.ListOptions{Filters: map[string][]string{"device_owner": {network.OwnerRouterInterface}}})
+	if err != nil || len(ifaces) != 1 {
+		t.Fatalf("router interfaces %v %v", ifaces, err)
+	}
+	// The router's gateway port is not drawn apart from its router, and
+	// the router's change comes twice: created, then its interface added.
+	want := []string{pub.ID + "@", pubSubnet.ID + "@", n.ID + "@p1", sn.ID + "@p1", rt.ID + "@p1", ifaces[0].ID + "@p1", rt.ID + "@p1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("network events\n got %v\nwant %v", got, want)
 	}
 	port, err := nets.CreatePort(admin, network.PortCreate{NetworkID: n.ID, ProjectID: "p1", DeviceID: "vm-1", DeviceOwner: "compute:nova"})
 	if err != nil {
@@ -93,10 +111,18 @@ func TestAddressEvents(t *testing.T) {
 		if len(got) == 0 {
 			t.Fatalf("%s: no event", what)
 		}
+		vm := 0
 		for _, e := range got {
-			if e.Kind != events.KindInstance || e.ID != "vm-1" || e.ProjectID != "p1" {
+			switch {
+			case e.Kind == events.KindInstance && e.ID == "vm-1" && e.ProjectID == "p1":
+				vm++
+			case e.Kind == events.KindNetwork && e.ID == port.ID && e.ProjectID == "p1":
+			default:
 				t.Fatalf("%s: %+v", what, e)
 			}
+		}
+		if vm == 0 {
+			t.Fatalf("%s: the instance was not announced: %+v", what, got)
 		}
 	}
 	wantVM("port created")
@@ -109,4 +135,23 @@ func TestAddressEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantVM("floating IP disassociated")
+
+	if err := nets.DeletePort(admin, port.ID); err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	for _, e := range drain() {
+		deleted = deleted || e.Kind == events.KindNetwork && e.ID == port.ID && e.Deleted
+	}
+	if !deleted {
+		t.Fatal("the deleted port was not announced")
+	}
+	// Sharing may be taken away by an update: every project hears of it.
+	renamed := "renamed"
+	if _, err := nets.UpdateNetwork(admin, n.ID, network.NetworkUpdate{Name: &renamed}); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(); len(got) != 1 || got[0].Kind != events.KindNetwork || got[0].ID != n.ID || got[0].ProjectID != "" {
+		t.Fatalf("network update announced %+v", got)
+	}
 }

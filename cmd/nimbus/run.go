@@ -168,7 +168,7 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		Logger: log,
 	})
 	defer dp.Close()
-	notify := newAddressEvents(dp, bus)
+	notify := newNetworkEvents(dp, bus)
 	nets, err := network.New(ctx, database, network.Config{
 		Policy:      pol,
 		Tokens:      ids,

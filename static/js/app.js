@@ -188,8 +188,10 @@
   // ---- Live updates ---------------------------------------------------------
   // The server pushes fragments over /live (htmx ws extension on <body>):
   // instance rows and badges swap in place by id, host badges too, and
-  // toasts arrive through #live-toast. The socket is told which page the
-  // tab shows (tabs and sorting change it without a reload). When a row has
+  // toasts arrive through #live-toast; the network topology is fetched
+  // again when the server says one of its networks, routers or ports
+  // changed. The socket is told which page the tab shows (tabs and sorting
+  // change it without a reload). When a row has
   // no place on the page yet (a new instance), when the server says messages
   // were lost (#live-resync), or when the socket comes back after a break,
   // the page's live regions are fetched again, so nothing missed stays
@@ -204,7 +206,7 @@
   }
 
   // The regions a reload would change; each is fetched and swapped whole.
-  var LIVE_REGIONS = ['#instances-table', '#instance-badges', '#hypervisors-table', '#services-table'];
+  var LIVE_REGIONS = ['#instances-table', '#instance-badges', '#hypervisors-table', '#services-table', '#topology'];
 
   var refreshTimer = 0;
   function refreshLive() {

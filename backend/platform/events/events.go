@@ -24,6 +24,10 @@ const (
 	KindInstance = "instance"
 	// KindHost: a compute host went up or down, or was enabled or disabled.
 	KindHost = "host"
+	// KindNetwork: a network, subnet, port or router was created, changed
+	// or deleted. ProjectID is "" when every project may see the change
+	// (a shared or external network and its subnets).
+	KindNetwork = "network"
 )
 
 // Results of an instance action (Event.Result).
@@ -38,7 +42,8 @@ const (
 // notice, never an authorisation.
 type Event struct {
 	Kind string
-	// ID is the instance's UUID or the host's ID.
+	// ID is the instance's UUID, the host's ID or the network resource's
+	// UUID.
 	ID string
 	// ProjectID owns the resource ("" for cloud-wide ones such as hosts).
 	ProjectID string
