@@ -239,9 +239,27 @@
     if (el && el.id && el.id.indexOf('instance-') === 0 && el.getAttribute('hx-swap-oob') !== 'delete' &&
         document.getElementById('instances-table')) refreshLive();
   });
+  // A row swapped in while its Actions menu is open keeps the menu open
+  // (and the focus in it), so a live update never snatches the menu from
+  // under the pointer or the keyboard.
+  var refocusRow = '';
+  document.body.addEventListener('htmx:oobBeforeSwap', function (evt) {
+    var d = evt.detail;
+    var old = d && d.target;
+    var menu = old && old.querySelector && old.querySelector('details.row-menu[open]');
+    if (!menu) return;
+    var next = d.fragment && d.fragment.querySelector && d.fragment.querySelector('details.row-menu');
+    if (next) next.setAttribute('open', '');
+    if (menu.contains(document.activeElement)) refocusRow = old.id;
+  });
   document.body.addEventListener('htmx:oobAfterSwap', function (evt) {
     var target = evt.detail && evt.detail.target;
     if (!target) return;
+    if (refocusRow && target.id === refocusRow) {
+      var summary = document.querySelector('#' + CSS.escape(refocusRow) + ' details.row-menu > summary');
+      if (summary) summary.focus();
+      refocusRow = '';
+    }
     if (target.id === 'live-resync') refreshLive();
     if (target.id === 'instance-badges' || (target.parentNode && target.parentNode.id === 'instance-badges')) refreshTab();
     if (target.id === 'live-toast') {
