@@ -130,6 +130,13 @@ test('tenant launches, watches live, uses the console and a floating IP, stops, 
     await screenshot(pa, 'dashboard-01-key-pair');
 
     step = 'launch';
+    // A second tab of alice's shows the network topology, live.
+    const topo = await ctxA.newPage();
+    problems.push(watchPage(topo));
+    await topo.goto(`${nimbus.url}/project/network-topology`);
+    await topo.locator('body[data-live="connected"]').waitFor({ timeout: 15_000 });
+    await topo.locator('#topology .topo-router', { hasText: 'alice-router' }).waitFor();
+    await topo.evaluate(() => { window.nimbusNoReload = true; });
     await pa.goto(`${nimbus.url}/project/instances`);
     await pa.locator('body[data-live="connected"]').waitFor({ timeout: 15_000 });
     // A marker that a reload would wipe: the row must change without one.
@@ -156,6 +163,10 @@ test('tenant launches, watches live, uses the console and a floating IP, stops, 
     assert.equal(await pa.evaluate(() => window.nimbusNoReload), true, 'the page was reloaded');
     assert.match(await row.textContent(), /10\.10\.0\.\d+/, 'the row shows the fixed address');
     await screenshot(pa, 'dashboard-04-active');
+    // The topology tab drew the new instance on alice-net by itself.
+    await topo.locator(`#topo-instance-${serverID}`).waitFor({ timeout: 15_000 });
+    assert.equal(await topo.evaluate(() => window.nimbusNoReload), true, 'the topology page was reloaded');
+    await screenshot(topo, 'dashboard-04b-topology');
 
     step = 'admin sees it';
     await padm.goto(`${nimbus.url}/admin/instances`);
@@ -222,6 +233,9 @@ test('tenant launches, watches live, uses the console and a floating IP, stops, 
     await pa.locator(`#instance-${serverID}`).waitFor({ state: 'detached', timeout: 60_000 });
     assert.equal(await pa.evaluate(() => window.nimbusNoReload), true, 'the page was reloaded');
     await screenshot(pa, 'dashboard-10-deleted');
+    await topo.locator(`#topo-instance-${serverID}`).waitFor({ state: 'detached', timeout: 15_000 });
+    assert.equal(await topo.evaluate(() => window.nimbusNoReload), true, 'the topology page was reloaded');
+    await topo.close();
 
     step = 'bob saw nothing';
     assert.equal(await pb.locator(`#instance-${serverID}`).count(), 0);
