@@ -38,7 +38,7 @@ func (s *Server) fipForm(r *http.Request, id string, f *views.FloatingIPForm) er
 			}
 		}
 	}
-	fips, _, err := s.nets.ListFloatingIPs(ctx, network.ListOptions{Filters: map[string][]string{"project_id": {viewerFrom(r).ProjectID}}})
+	fips, _, err := s.nets.ListFloatingIPs(ctx, projectOnly(r))
 	if err != nil {
 		return err
 	}
