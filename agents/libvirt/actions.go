@@ -220,7 +220,7 @@ func (d *Driver) rebuild(ctx context.Context, dom golibvirt.Domain, uuid string,
 		}
 	}
 	rev.success()
-	if err := writeSpec(p.spec, s, old.Created); err != nil {
+	if err := writeSpec(p.spec, s, configDrive, old.Created); err != nil {
 		return fault.Wrap(fault.Internal, err, "record instance spec")
 	}
 	dom, err = d.define(s, p, configDrive, old.Created)
@@ -318,7 +318,7 @@ func (d *Driver) resize(ctx context.Context, dom golibvirt.Domain, uuid string, 
 			return err
 		}
 	}
-	if err := writeSpec(p.spec, ns, old.Created); err != nil {
+	if err := writeSpec(p.spec, ns, old.ConfigDrive, old.Created); err != nil {
 		return fault.Wrap(fault.Internal, err, "record instance spec")
 	}
 	if _, err := d.define(ns, p, old.ConfigDrive, old.Created); err != nil {

@@ -387,6 +387,10 @@ func TestResizeRevertConfirm(t *testing.T) {
 	if b, _ := os.ReadFile(p.disk); string(b) != "guest data" {
 		t.Fatalf("resized root disk lost its data: %q", b)
 	}
+	// The resize spec carries no drive; the instance keeps its own.
+	if st, err := readSpec(p.spec); err != nil || !st.ConfigDrive || !strings.Contains(x, "disk.config") {
+		t.Fatalf("resize dropped the config drive: %+v %v\n%s", st, err, x)
+	}
 	if !slices.ContainsFunc(h.tools.commands(), func(c []string) bool {
 		return slices.Equal(c, []string{"qemu-img", "resize", "-q", "-f", "qcow2", p.disk, "3221225472"})
 	}) {
@@ -459,6 +463,9 @@ func TestRebuildAndSnapshot(t *testing.T) {
 	x, _ := h.conn.DomainGetXMLDesc(golibvirt.Domain{Name: "nimbus-" + testUUID}, golibvirt.DomainXMLInactive)
 	if !strings.Contains(x, "<name>rebuilt</name>") || !strings.Contains(x, "tapport-1") || !strings.Contains(x, "disk.config") {
 		t.Fatalf("rebuilt definition lost identity:\n%s", x)
+	}
+	if st, err := readSpec(p.spec); err != nil || !st.ConfigDrive {
+		t.Fatalf("rebuild dropped the config drive from the stored spec: %+v %v", st, err)
 	}
 	if _, err := os.Stat(p.disk + ".new"); !os.IsNotExist(err) {
 		t.Fatal("rebuild left its staging disk")

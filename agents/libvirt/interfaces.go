@@ -167,9 +167,7 @@ func hasInterface(domXML, mac string) (bool, error) {
 	return false, nil
 }
 
-// saveSpec rewrites the stored spec as it is, config drive flag included
-// (writeSpec derives that flag from a spec's drive, which a stored spec
-// no longer carries).
+// saveSpec rewrites the stored spec as it is, config drive flag included.
 func saveSpec(path string, st *storedSpec) error {
 	b, err := json.Marshal(st)
 	if err != nil {

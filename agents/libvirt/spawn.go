@@ -57,8 +57,10 @@ type storedSpec struct {
 	Created     time.Time             `json:"created"`
 }
 
-func writeSpec(path string, s agentapi.InstanceSpec, created time.Time) error {
-	st := storedSpec{Spec: s, ConfigDrive: s.ConfigDrive != nil, Created: created}
+// writeSpec records s; configDrive says whether the instance has a config
+// drive, which a rebuild or resize keeps although its spec carries none.
+func writeSpec(path string, s agentapi.InstanceSpec, configDrive bool, created time.Time) error {
+	st := storedSpec{Spec: s, ConfigDrive: configDrive, Created: created}
 	st.Spec.ConfigDrive = nil
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -158,7 +160,7 @@ func (d *Driver) Spawn(ctx context.Context, s agentapi.InstanceSpec, images agen
 		}
 	}
 	created := time.Now()
-	if err := writeSpec(p.spec, s, created); err != nil {
+	if err := writeSpec(p.spec, s, s.ConfigDrive != nil, created); err != nil {
 		return fault.Wrap(fault.Internal, err, "record instance spec")
 	}
 	if err := ctx.Err(); err != nil {
