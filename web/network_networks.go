@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/nimbus-cloud/nimbus/backend/network"
+	"github.com/nimbus-cloud/nimbus/backend/platform/fault"
 	"github.com/nimbus-cloud/nimbus/views"
 )
 
@@ -237,6 +239,65 @@ func (s *Server) networkDeleteConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.confirm(w, r, http.StatusOK, views.NavNetworks, "Networks", networkDeleteConfirmation(n.ID, netLabel(n.Name, n.ID)))
+}
+
+func subnetDeleteConfirmation(networkID, subnetID, label string) views.Confirm {
+	back := views.Path(views.NetworksURL, networkID)
+	return views.Confirm{
+		Form:    views.Form{Action: views.Path(views.NetworksURL, networkID, "subnets", subnetID, "delete"), Cancel: back},
+		Title:   "Delete subnet",
+		Lead:    "Delete the subnet",
+		Subject: label,
+		Detail:  "A subnet with instances or a router interface on it cannot be deleted: remove those first.",
+		Button:  "Delete subnet",
+		Danger:  true,
+	}
+}
+
+// networkSubnet is the subnet named in the URL, which must be on the
+// network the URL names.
+func (s *Server) networkSubnet(r *http.Request) (*network.Subnet, error) {
+	sn, err := s.nets.GetSubnet(r.Context(), chi.URLParam(r, "subnet"))
+	if err != nil {
+		return nil, err
+	}
+	if sn.NetworkID != urlID(r) {
+		return nil, fault.NotFoundf("Subnet %s could not be found.", sn.ID)
+	}
+	return sn, nil
+}
+
+// subnetDeleteConfirm is GET /project/networks/{id}/subnets/{subnet}/delete.
+func (s *Server) subnetDeleteConfirm(w http.ResponseWriter, r *http.Request) {
+	sn, err := s.networkSubnet(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	s.confirm(w, r, http.StatusOK, views.NavNetworks, "Network", subnetDeleteConfirmation(sn.NetworkID, sn.ID, subnetLabel(sn)))
+}
+
+// subnetDelete is POST /project/networks/{id}/subnets/{subnet}/delete.
+func (s *Server) subnetDelete(w http.ResponseWriter, r *http.Request) {
+	id, subnet := urlID(r), chi.URLParam(r, "subnet")
+	label := subnet
+	sn, err := s.networkSubnet(r)
+	if err == nil {
+		label = subnetLabel(sn)
+		err = inWords(s.nets.DeleteSubnet(r.Context(), sn.ID), "delete this subnet")
+	}
+	if err != nil {
+		s.confirmFailed(w, r, views.NavNetworks, "Network", subnetDeleteConfirmation(id, subnet, label), err)
+		return
+	}
+	s.done(w, r, views.Path(views.NetworksURL, id), "Subnet "+quoted(label)+" deleted.")
+}
+
+func subnetLabel(sn *network.Subnet) string {
+	if sn.Name == "" {
+		return sn.CIDR
+	}
+	return sn.Name + " " + sn.CIDR
 }
 
 // networkDelete is POST /project/networks/{id}/delete.

@@ -586,3 +586,65 @@ func TestNetworkAddSubnetOverlapInline(t *testing.T) {
 	wantStatus(t, r, http.StatusNoContent)
 	wantContains(t, c.get(page), "second", "10.13.0.0/24", "10.12.0.0/24")
 }
+
+// TestSubnetDelete: the network's owner deletes a subnet from the network
+// page after a confirmation; one a router interface uses is refused in
+// words and stays; a subnet named under another network is not found; a
+// reader is offered no delete and is refused one.
+func TestSubnetDelete(t *testing.T) {
+	e := newNetworkEnv(t)
+	c := e.aliceClient()
+	wantStatus(t, c.wizard("two", "10.20.0.0/24"), http.StatusNoContent)
+	wantStatus(t, c.wizard("other", "10.21.0.0/24"), http.StatusNoContent)
+	n, other := e.networkNamed("two"), e.networkNamed("other")
+	page := "/project/networks/" + n.ID
+	wantStatus(t, c.post(page+"/subnets", url.Values{"subnet_name": {"spare"}, "cidr": {"10.30.0.0/24"}, "dhcp": {"on"}}, hxTargetModal), http.StatusNoContent)
+	n = e.networkNamed("two")
+	if len(n.Subnets) != 2 {
+		t.Fatalf("subnets %v", n.Subnets)
+	}
+	used, spare := n.Subnets[0], n.Subnets[1]
+	del := func(id string) string { return page + "/subnets/" + id + "/delete" }
+	wantContains(t, c.get(page), `href="`+del(used)+`"`, `href="`+del(spare)+`"`)
+
+	rt, err := e.nets.CreateRouter(e.aliceCtx(), network.RouterCreate{Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.nets.AddRouterInterface(e.aliceCtx(), rt.ID, used, ""); err != nil {
+		t.Fatal(err)
+	}
+	r := c.post(del(used), nil, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, `class="alert alert-error"`, "Delete the subnet", "One or more ports have an IP allocation from this subnet.")
+	if _, err := e.nets.GetSubnet(e.aliceCtx(), used); err != nil {
+		t.Fatalf("the used subnet went: %v", err)
+	}
+
+	// The subnet of another network, under this one's URL: not found.
+	wantStatus(t, c.get(page+"/subnets/"+other.Subnets[0]+"/delete", hxTargetModal), http.StatusNotFound)
+	wantStatus(t, c.post(page+"/subnets/"+other.Subnets[0]+"/delete", nil, hxTargetModal), http.StatusNotFound)
+
+	u, err := e.id.CreateUser(e.adminCtx(), identity.User{Name: "carol", DomainID: identity.DefaultDomainID, Enabled: true,
+		DefaultProjectID: e.pa.ID}, "carol-Secret-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.id.Grant(e.adminCtx(), identity.Assignment{ActorType: identity.ActorUser, ActorID: u.ID,
+		TargetType: identity.TargetProject, TargetID: e.pa.ID, RoleID: e.roleID("reader")}); err != nil {
+		t.Fatal(err)
+	}
+	carol := e.client()
+	carol.login("carol", "carol-Secret-1")
+	wantNotContains(t, carol.get(page), "/subnets/"+spare+"/delete")
+	r = carol.post(del(spare), nil, hxTargetModal)
+	wantStatus(t, r, http.StatusForbidden)
+	wantContains(t, r, "Your role in this project does not allow you to delete this subnet.")
+
+	wantContains(t, c.get(del(spare), hxTargetModal), "Delete the subnet", "spare 10.30.0.0/24")
+	wantStatus(t, c.post(del(spare), nil, hxTargetModal), http.StatusNoContent)
+	if _, err := e.nets.GetSubnet(e.aliceCtx(), spare); err == nil {
+		t.Fatal("the spare subnet is still there")
+	}
+	wantNotContains(t, c.get(page), "10.30.0.0/24")
+}
