@@ -171,8 +171,26 @@ func ActionLabel(action string) string {
 		return "Console"
 	case "delete":
 		return "Delete"
+	case "resize":
+		return "Resize"
+	case "rebuild":
+		return "Rebuild"
+	case "confirm-resize":
+		return "Confirm resize"
+	case "revert-resize":
+		return "Revert resize"
 	}
 	return action
+}
+
+// DialogAction reports whether an instance action opens a dialog (a form
+// or a confirmation) rather than posting at once.
+func DialogAction(action string) bool {
+	switch action {
+	case "snapshot", "floating-ip", "resize", "rebuild":
+		return true
+	}
+	return ConfirmedAction(action)
 }
 
 // ConfirmedAction reports whether an action asks first.
@@ -358,6 +376,24 @@ type FloatingIPForm struct {
 type SnapshotForm struct {
 	Form
 	Name string
+}
+
+// ResizeForm asks for an instance's new flavor.
+type ResizeForm struct {
+	Form
+	Back    string // where the dialog returns
+	Current string // the flavor now, described
+	Flavor  string
+	Flavors []Option
+}
+
+// RebuildForm asks for the image an instance is rebuilt from and its name.
+type RebuildForm struct {
+	Form
+	Back   string
+	Name   string
+	Image  string
+	Images []OptionGroup
 }
 
 // KeyPairRow is one key pair.

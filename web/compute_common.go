@@ -46,13 +46,17 @@ func allowedActions(srv *compute.Server, admin bool) []string {
 	if !locked && !busy {
 		switch status {
 		case "ACTIVE":
-			acts = append(acts, "console", "stop", "reboot", "pause", "suspend", "snapshot")
+			acts = append(acts, "console", "stop", "reboot", "pause", "suspend", "snapshot", "resize", "rebuild")
 		case "SHUTOFF":
-			acts = append(acts, "start", "snapshot")
+			acts = append(acts, "start", "snapshot", "resize", "rebuild")
 		case "PAUSED":
 			acts = append(acts, "unpause")
 		case "SUSPENDED":
 			acts = append(acts, "resume")
+		case "VERIFY_RESIZE":
+			acts = append(acts, "confirm-resize", "revert-resize")
+		case "ERROR":
+			acts = append(acts, "rebuild")
 		}
 	}
 	if srv.Locked {

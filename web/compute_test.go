@@ -787,3 +787,98 @@ func TestLaunchFlavorHint(t *testing.T) {
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	wantContains(t, r, "Flavor m1.tiny is too small", `aria-invalid="true"`)
 }
+
+// TestResizeAndRebuild: the row offers resize and rebuild on a settled
+// instance; the resize dialog lists the other flavors and refuses a missing
+// choice or a shrink inline; a resized instance offers confirm and revert,
+// which end the resize; rebuild asks for an image, renames the instance and
+// rebuilds it.
+func TestResizeAndRebuild(t *testing.T) {
+	e := newComputeEnv(t)
+	pa := e.createProject("proj-a")
+	e.createMember("alice", "alice-Secret-1", pa)
+	alice := e.client()
+	alice.login("alice", "alice-Secret-1")
+	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
+	res, err := e.comp.CreateServers(actx, compute.ServerCreate{Name: "grow", ImageRef: e.imageID, FlavorRef: e.tiny,
+		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Servers[0].ID
+	e.waitStatus(id, "ACTIVE")
+	base := "/project/instances/" + id
+	wantContains(t, alice.get("/project/instances"), base+"/resize?back=", base+"/rebuild?back=")
+
+	r := alice.get(base+"/resize?back=/project/instances", hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, "Resize instance", "Now: <strong>m1.tiny — 1 vCPU, 128 MiB RAM, 1 GiB disk</strong>", "m1.small")
+	wantNotContains(t, r, `value="`+e.tiny+`"`)
+	r = alice.post(base+"/resize", url.Values{"back": {"/project/instances"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "Choose the flavor to resize to.")
+
+	small, err := e.comp.ListFlavors(e.adminCtx(), compute.FlavorFilter{Name: "m1.small"})
+	if err != nil || len(small) != 1 {
+		t.Fatalf("m1.small %v %v", small, err)
+	}
+	r = alice.post(base+"/resize", url.Values{"back": {"/project/instances"}, "flavor": {small[0].ID}}, hxTargetModal)
+	wantHXDone(t, r, "/project/instances", "Resizing")
+	e.waitStatus(id, "VERIFY_RESIZE")
+	list := alice.get("/project/instances")
+	wantContains(t, list, base+"/confirm-resize", base+"/revert-resize", "m1.small")
+	wantNotContains(t, list, base+"/resize?back=")
+
+	// Revert: back on m1.tiny; resize again and confirm: on m1.small.
+	wantRedirect(t, alice.post(base+"/revert-resize", url.Values{"back": {"/project/instances"}}), "/project/instances")
+	e.waitStatus(id, "ACTIVE")
+	if srv, _ := e.comp.GetServer(actx, id); srv.Flavor.Name != "m1.tiny" {
+		t.Fatalf("after revert the flavor is %s", srv.Flavor.Name)
+	}
+	wantHXDone(t, alice.post(base+"/resize", url.Values{"flavor": {small[0].ID}}, hxTargetModal), "/project/instances", "Resizing")
+	e.waitStatus(id, "VERIFY_RESIZE")
+	r = alice.post(base+"/confirm-resize", url.Values{"back": {"/project/instances"}}, hxTarget2("instance-"+id))
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `<tr id="instance-`+id+`"`)
+	e.waitStatus(id, "ACTIVE")
+	if srv, _ := e.comp.GetServer(actx, id); srv.Flavor.Name != "m1.small" {
+		t.Fatalf("after confirm the flavor is %s", srv.Flavor.Name)
+	}
+	// Back down to m1.tiny would shrink the disk: refused in the dialog.
+	r = alice.post(base+"/resize", url.Values{"flavor": {e.tiny}}, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, `class="alert alert-error"`, "Unable to resize disk down.")
+
+	// Rebuild: the dialog offers the image, a missing one is refused, then
+	// the instance is rebuilt under a new name.
+	r = alice.get(base+"/rebuild?back="+url.QueryEscape(base), hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, "Rebuild instance", "cirros", `value="`+e.imageID+`" selected`, `value="grow"`, "what was on it is lost")
+	r = alice.post(base+"/rebuild", url.Values{"back": {base}, "name": {"grown"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "Choose the image to rebuild from.")
+	r = alice.post(base+"/rebuild", url.Values{"back": {base}, "name": {"grown"}, "image": {e.imageID}}, hxTargetModal)
+	wantHXDone(t, r, base, "Rebuilding")
+	e.waitStatus(id, "ACTIVE")
+	srv, err := e.comp.GetServer(actx, id)
+	if err != nil || srv.Name != "grown" {
+		t.Fatalf("rebuilt server %+v %v", srv, err)
+	}
+	wantContains(t, alice.get(base+"?tab=actions", hx), "rebuild", "resize", "confirmResize", "revertResize")
+
+	// A reader is offered neither and is refused both.
+	u, err := e.id.CreateUser(e.adminCtx(), identity.User{Name: "carol", DomainID: identity.DefaultDomainID, Enabled: true,
+		DefaultProjectID: pa.ID}, "carol-Secret-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.grant(u, pa, "reader")
+	carol := e.client()
+	carol.login("carol", "carol-Secret-1")
+	wantNotContains(t, carol.get("/project/instances"), base+"/resize", base+"/rebuild")
+	wantStatus(t, carol.post(base+"/resize", url.Values{"flavor": {e.tiny}}, hxTargetModal), http.StatusForbidden)
+	wantStatus(t, carol.post(base+"/rebuild", url.Values{"name": {"x"}, "image": {e.imageID}}, hxTargetModal), http.StatusForbidden)
+	if srv, _ := e.comp.GetServer(actx, id); srv.Name != "grown" || srv.Flavor.Name != "m1.small" {
+		t.Fatalf("the reader changed the server: %+v", srv)
+	}
+}

@@ -32,6 +32,10 @@ func (s *Server) computeRoutes(d chi.Router) {
 	d.Get(views.InstancesURL+"/{id}/row", s.instanceRowFragment)
 	d.Get(views.InstancesURL+"/{id}/snapshot", s.snapshotForm)
 	d.Post(views.InstancesURL+"/{id}/snapshot", s.snapshot)
+	d.Get(views.InstancesURL+"/{id}/resize", s.resizeDialog)
+	d.Post(views.InstancesURL+"/{id}/resize", s.resize)
+	d.Get(views.InstancesURL+"/{id}/rebuild", s.rebuildDialog)
+	d.Post(views.InstancesURL+"/{id}/rebuild", s.rebuild)
 	if s.nets != nil {
 		d.Get(views.InstancesURL+"/{id}/floating-ip", s.floatingIPForm)
 		d.Post(views.InstancesURL+"/{id}/floating-ip", s.floatingIPAssociate)
@@ -212,6 +216,10 @@ func (s *Server) instanceAction(w http.ResponseWriter, r *http.Request) {
 		err = s.comp.LockServer(ctx, id, nil)
 	case "unlock":
 		err = s.comp.UnlockServer(ctx, id)
+	case "confirm-resize":
+		err = s.comp.ConfirmResize(ctx, id)
+	case "revert-resize":
+		err = s.comp.RevertResize(ctx, id)
 	case "delete":
 		err = s.comp.DeleteServer(ctx, id)
 		if back == views.Path(views.InstancesURL, id) || strings.HasPrefix(back, views.Path(views.InstancesURL, id)+"?") {
@@ -316,6 +324,10 @@ func actionDoneMessage(action string) string {
 		return "Instance locked."
 	case "unlock":
 		return "Instance unlocked."
+	case "confirm-resize":
+		return "Confirming the resize."
+	case "revert-resize":
+		return "Reverting the resize."
 	case "delete":
 		return "Deleting the instance."
 	}

@@ -95,7 +95,7 @@ func (s *Server) buildLaunchForm(r *http.Request, lv launchValues, f *views.Laun
 	ch.flavors = flavors
 	var selFlavor *compute.Flavor
 	for i, fl := range flavors {
-		label := fmt.Sprintf("%s — %d vCPU, %d MiB RAM, %d GiB disk", fl.Name, fl.VCPUs, fl.MemoryMB, fl.RootGB)
+		label := flavorLabel(&fl)
 		if selImage != nil && flavorMisfit(selImage, &fl) != "" {
 			label += " (too small for the image)"
 		}
