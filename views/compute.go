@@ -2,6 +2,7 @@ package views
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -181,6 +182,13 @@ func ActionLabel(action string) string {
 		return "Revert resize"
 	}
 	return action
+}
+
+func flavorProjects(n int) string {
+	if n == 1 {
+		return "1 project"
+	}
+	return strconv.Itoa(n) + " projects"
 }
 
 // DialogAction reports whether an instance action opens a dialog (a form
@@ -476,6 +484,19 @@ type FlavorRow struct {
 	Disk     int64
 	Public   bool
 	Disabled bool
+	// Projects counts the projects a private flavor is shared with.
+	Projects int
+}
+
+// FlavorAccessForm is the dialog that shares a private flavor with
+// projects: those that have it, each with a remove button, and a choice of
+// the others.
+type FlavorAccessForm struct {
+	Form
+	FlavorID   string
+	FlavorName string
+	Granted    []Option // project ID and name
+	Projects   []Option
 }
 
 // FlavorForm creates a flavor.

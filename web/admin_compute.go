@@ -23,6 +23,9 @@ func (s *Server) adminComputeRoutes(d chi.Router) {
 	d.Get(views.FlavorsURL, s.flavorList)
 	d.Get(views.FlavorsURL+"/new", s.flavorNew)
 	d.Post(views.FlavorsURL, s.flavorCreate)
+	d.Get(views.FlavorsURL+"/{id}/access", s.flavorAccessDialog)
+	d.Post(views.FlavorsURL+"/{id}/access", s.flavorAccessChange(true))
+	d.Post(views.FlavorsURL+"/{id}/access/remove", s.flavorAccessChange(false))
 	d.Get(views.FlavorsURL+"/{id}/delete", s.flavorDeleteConfirm)
 	d.Post(views.FlavorsURL+"/{id}/delete", s.flavorDelete)
 	d.Get(views.ComputeServiceURL, s.computeServiceList)
@@ -58,7 +61,13 @@ func (s *Server) flavorList(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]views.FlavorRow, 0, len(fs))
 	for _, f := range fs {
-		rows = append(rows, views.FlavorRow{ID: f.ID, Name: f.Name, VCPUs: f.VCPUs, RAM: f.MemoryMB, Disk: f.RootGB, Public: f.IsPublic, Disabled: f.Disabled})
+		row := views.FlavorRow{ID: f.ID, Name: f.Name, VCPUs: f.VCPUs, RAM: f.MemoryMB, Disk: f.RootGB, Public: f.IsPublic, Disabled: f.Disabled}
+		if !f.IsPublic {
+			if ps, err := s.comp.FlavorAccess(r.Context(), f.ID); err == nil {
+				row.Projects = len(ps)
+			}
+		}
+		rows = append(rows, row)
 	}
 	s.page(w, r, http.StatusOK, "Flavors", views.NavFlavors, views.FlavorsPage(rows))
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -881,4 +882,70 @@ func TestResizeAndRebuild(t *testing.T) {
 	if srv, _ := e.comp.GetServer(actx, id); srv.Name != "grown" || srv.Flavor.Name != "m1.small" {
 		t.Fatalf("the reader changed the server: %+v", srv)
 	}
+}
+
+// TestFlavorAccess: a private flavor is shared with a project from its
+// access dialog, which the project's member can then launch with, and taken
+// back; a member can neither open the dialog nor change it.
+func TestFlavorAccess(t *testing.T) {
+	e := newComputeEnv(t)
+	pa := e.createProject("proj-a")
+	e.createProject("proj-b")
+	e.createMember("alice", "alice-Secret-1", pa)
+	admin, alice := e.adminClient(), e.client()
+	alice.login("alice", "alice-Secret-1")
+	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
+	fl, err := e.comp.CreateFlavor(e.adminCtx(), compute.Flavor{Name: "gold", VCPUs: 1, MemoryMB: 128, RootGB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	visible := func() bool {
+		fs, err := e.comp.ListFlavors(actx, compute.FlavorFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(fs, func(f compute.Flavor) bool { return f.ID == fl.ID })
+	}
+	dialog := "/admin/flavors/" + fl.ID + "/access"
+	list := admin.get("/admin/flavors")
+	wantContains(t, list, "No, 0 projects", `href="`+dialog+`"`)
+
+	r := admin.get(dialog, hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `id="flavor-access"`, "gold", "No project yet", ">proj-a</option>", ">proj-b</option>")
+	r = admin.post(dialog, url.Values{}, hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "Choose the project to share the flavor with.")
+	if visible() {
+		t.Fatal("alice sees the private flavor before it is shared")
+	}
+
+	r = admin.post(dialog, url.Values{"project": {pa.ID}}, hx)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `<span class="break">proj-a</span>`, "Remove proj-a")
+	wantNotContains(t, r, ">proj-a</option>")
+	if !visible() {
+		t.Fatal("alice does not see the flavor shared with her project")
+	}
+	wantContains(t, admin.get("/admin/flavors"), "No, 1 project")
+	// Sharing twice is refused in the dialog.
+	r = admin.post(dialog, url.Values{"project": {pa.ID}}, hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, `class="alert alert-error"`)
+
+	// A member may not look or change.
+	wantStatus(t, alice.get(dialog, hxTargetModal), http.StatusForbidden)
+	wantStatus(t, alice.post(dialog+"/remove", url.Values{"project": {pa.ID}}, hx), http.StatusForbidden)
+	if !visible() {
+		t.Fatal("the member's removal took effect")
+	}
+
+	r = admin.post(dialog+"/remove", url.Values{"project": {pa.ID}}, hx)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, "No project yet")
+	if visible() {
+		t.Fatal("alice still sees the flavor after its access was removed")
+	}
+	// A public flavor has no access list.
+	wantStatus(t, admin.get("/admin/flavors/"+e.tiny+"/access", hxTargetModal), http.StatusNotFound)
 }
