@@ -318,6 +318,22 @@ type InstanceDetail struct {
 	IsAdmin     bool
 	LockReason  string
 	Description string
+	// Interfaces are the instance's ports; HasNetwork is false without a
+	// network service (the section is left out).
+	Interfaces []InstanceInterface
+	HasNetwork bool
+}
+
+// InstanceInterface is one port of an instance.
+type InstanceInterface struct {
+	PortID         string
+	NetworkID      string
+	Network        string
+	MAC            string
+	Status         string
+	Fixed          []string
+	Floating       []string
+	SecurityGroups []string
 }
 
 // InstanceTab is a detail tab.

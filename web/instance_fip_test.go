@@ -116,6 +116,13 @@ func TestInstanceFloatingIP(t *testing.T) {
 		t.Fatalf("floating IPs %+v, %v", fips, err)
 	}
 
+	// The instance's page lists the interface with both addresses.
+	r = alice.get("/project/instances/" + id)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `id="interface-`+port.ID+`"`, ">alice-net</a>", fixed, fips[0].FloatingIPAddress, port.MACAddress)
+	other := e.boot(actx, "isolated")
+	wantContains(t, alice.get("/project/instances/"+other), "No network interface")
+
 	// The dialog now lists it as associated; disassociating keeps it allocated.
 	r = alice.get(path, hx, hxTargetModal)
 	wantContains(t, r, fips[0].FloatingIPAddress+" → "+fixed, "Disassociate")

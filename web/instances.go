@@ -511,6 +511,10 @@ func (s *Server) instanceDetail(w http.ResponseWriter, r *http.Request) {
 	if srv.Fault != nil && srv.Status() == "ERROR" {
 		d.Fault = srv.Fault.Message
 	}
+	if s.nets != nil && tab == "overview" {
+		d.HasNetwork = true
+		d.Interfaces = s.instanceInterfaces(r, srv)
+	}
 	var body = views.InstanceOverview(d)
 	switch tab {
 	case "log":
