@@ -527,6 +527,25 @@ type FlavorForm struct {
 }
 
 // ComputeServiceRow is one compute service.
+// NetworkAgentRow is one network agent on the services page.
+type NetworkAgentRow struct {
+	ID        string
+	Type      string
+	Binary    string
+	Host      string
+	Alive     bool
+	AdminUp   bool
+	Heartbeat time.Time
+}
+
+// ServicesPage is the admin's services and agents page: compute services
+// always, network agents when there is a network service.
+type ServicesPage struct {
+	Compute    []ComputeServiceRow
+	Agents     []NetworkAgentRow
+	HasNetwork bool
+}
+
 type ComputeServiceRow struct {
 	ID      string
 	Host    string

@@ -788,7 +788,7 @@ func sidenav(p Page) templ.Component {
 				}
 			}
 			if p.HasCompute {
-				templ_7745c5c3_Err = navLink(p, NavComputeService, ComputeServiceURL, "Compute services").Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = navLink(p, NavComputeService, ComputeServiceURL, "Services and agents").Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -151,7 +151,19 @@ func (s *Server) computeServiceList(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, views.ComputeServiceRow{ID: c.ID, Host: c.Host, Zone: c.Zone, Up: c.Up, Enabled: c.Enabled, Reason: c.DisabledReason, Updated: c.UpdatedAt})
 	}
 	slices.SortFunc(rows, func(a, b views.ComputeServiceRow) int { return byName(a.Host, b.Host) })
-	s.page(w, r, http.StatusOK, "Compute services", views.NavComputeService, views.ComputeServicesPage(rows))
+	p := views.ServicesPage{Compute: rows, HasNetwork: s.nets != nil}
+	if s.nets != nil {
+		agents, err := s.nets.ListAgents(r.Context(), nil)
+		if err != nil {
+			s.errorPage(w, r, err)
+			return
+		}
+		for _, a := range agents {
+			p.Agents = append(p.Agents, views.NetworkAgentRow{ID: a.ID, Type: a.AgentType, Binary: a.Binary, Host: a.Host,
+				Alive: a.Alive, AdminUp: a.AdminStateUp, Heartbeat: a.HeartbeatAt})
+		}
+	}
+	s.page(w, r, http.StatusOK, "Services and agents", views.NavComputeService, views.ComputeServicesPage(p))
 }
 
 // computeServiceSet is POST /admin/services/{id}/enable and /disable.

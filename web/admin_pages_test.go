@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/image"
@@ -413,4 +414,50 @@ func TestAdminNetworkPagesNeedNetworking(t *testing.T) {
 	wantStatus(t, admin.post("/admin/quotas/"+e.boot.AdminProject+"/network", url.Values{"network": {"1"}}), http.StatusNotFound)
 	// A stale page marker starts the image list again.
 	wantContains(t, admin.get("/admin/images?marker=gone"), "cirros")
+}
+
+// agentList is a network.AgentSource with a fixed answer.
+type agentList []network.Agent
+
+func (a agentList) NetworkAgents(context.Context) ([]network.Agent, error) { return a, nil }
+
+// TestAdminServicesAndAgents: the services page lists the compute services
+// and the network agents with their liveness; a member is refused it.
+func TestAdminServicesAndAgents(t *testing.T) {
+	ce := newComputeEnv(t)
+	pol := policy.New(policy.BaseRules())
+	pol.Register(network.PolicyRules()...)
+	beat := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	nets, err := network.New(context.Background(), ce.db, network.Config{Policy: pol, Tokens: ce.id, Agents: agentList{
+		{ID: "a-l3", AgentType: "L3 agent", Binary: "neutron-l3-agent", Host: "node-1", Alive: true, AdminStateUp: true, HeartbeatAt: beat},
+		{ID: "a-lb", AgentType: "Linux bridge agent", Binary: "neutron-linuxbridge-agent", Host: "node-2", Alive: false, AdminStateUp: true, HeartbeatAt: beat},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := New(Config{Identity: ce.id, DB: ce.db, Compute: ce.comp, Network: nets, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	srv := httptest.NewServer(ws)
+	t.Cleanup(srv.Close)
+	env := *ce.env
+	env.web, env.srv = ws, srv
+	e := &env
+	pa := e.createProject("proj-a")
+	e.createMember("alice", "alice-Secret-1", pa)
+	alice := e.client()
+	alice.login("alice", "alice-Secret-1")
+
+	r := e.adminClient().get("/admin/services")
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, "Services and agents", `id="services-table"`, "node-1", `id="agents-table"`,
+		`id="agent-a-l3"`, "neutron-l3-agent", `id="agent-a-lb"`, "neutron-linuxbridge-agent", "Alive", "Dead")
+	wantStatus(t, alice.get("/admin/services"), http.StatusForbidden)
+
+	// Without a network service there is no agents section.
+	r = ce.adminClient().get("/admin/services")
+	wantStatus(t, r, http.StatusOK)
+	wantNotContains(t, r, `id="agents-table"`)
 }

@@ -149,7 +149,7 @@ const (
 // the shape of the fragments it gets.
 type livePage struct {
 	kind int
-	id   string // pageInstance: the instance
+	id   string // pageInstance: the instance; pageHosts: "services" on the services page
 	tab  string // pageInstance: the open tab ("overview" by default)
 }
 
@@ -163,8 +163,10 @@ func parseLivePage(raw string) livePage {
 		return livePage{kind: pageInstances}
 	case p == views.AllInstancesURL:
 		return livePage{kind: pageAllInstances}
-	case p == views.HypervisorsURL || p == views.ComputeServiceURL:
+	case p == views.HypervisorsURL:
 		return livePage{kind: pageHosts}
+	case p == views.ComputeServiceURL:
+		return livePage{kind: pageHosts, id: "services"}
 	case p == views.TopologyURL:
 		return livePage{kind: pageTopology}
 	case strings.HasPrefix(p, views.InstancesURL+"/"):
@@ -193,6 +195,11 @@ func (h *liveHub) dispatch(ev events.Event, clients []*liveClient) {
 		case events.KindHost:
 			if p.kind == pageHosts && c.v.Creds.IsAdmin() {
 				msg = renderFragment(c.r.Context(), views.HostStateBadge(ev.ID, ev.Up))
+				if p.id == "services" {
+					// A host's network agents live and die with it: their
+					// table is fetched again.
+					msg = append(msg, liveResync()...)
+				}
 			}
 		case events.KindNetwork:
 			// The drawing joins many resources: the tab fetches it again,

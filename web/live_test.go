@@ -408,7 +408,7 @@ func TestParseLivePage(t *testing.T) {
 		"/project/instances?sort=name":        {kind: pageInstances},
 		"/admin/instances":                    {kind: pageAllInstances},
 		"/admin/hypervisors":                  {kind: pageHosts},
-		"/admin/services":                     {kind: pageHosts},
+		"/admin/services":                     {kind: pageHosts, id: "services"},
 		"/project/network-topology":           {kind: pageTopology},
 		"/project/instances/abc":              {kind: pageInstance, id: "abc", tab: "overview"},
 		"/project/instances/abc?tab=log":      {kind: pageInstance, id: "abc", tab: "log"},

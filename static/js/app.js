@@ -206,7 +206,7 @@
   }
 
   // The regions a reload would change; each is fetched and swapped whole.
-  var LIVE_REGIONS = ['#instances-table', '#instance-badges', '#hypervisors-table', '#services-table', '#topology'];
+  var LIVE_REGIONS = ['#instances-table', '#instance-badges', '#hypervisors-table', '#services-table', '#agents-table', '#topology'];
 
   var refreshTimer = 0;
   function refreshLive() {
