@@ -24,12 +24,18 @@ type adminPagesEnv struct {
 	nets *network.Service
 }
 
-func newAdminPagesEnv(t *testing.T) *adminPagesEnv {
+// newAdminPagesEnv builds it; agents, when given, reports the network
+// agents.
+func newAdminPagesEnv(t *testing.T, agents ...network.AgentSource) *adminPagesEnv {
 	t.Helper()
 	ce := newComputeEnv(t)
 	pol := policy.New(policy.BaseRules())
 	pol.Register(network.PolicyRules()...)
-	nets, err := network.New(context.Background(), ce.db, network.Config{Policy: pol, Tokens: ce.id})
+	cfg := network.Config{Policy: pol, Tokens: ce.id}
+	if len(agents) > 0 {
+		cfg.Agents = agents[0]
+	}
+	nets, err := network.New(context.Background(), ce.db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +58,7 @@ func newAdminPagesEnv(t *testing.T) *adminPagesEnv {
 // waits until it runs.
 func (e *adminPagesEnv) boot(ctx context.Context, name string) string {
 	e.t.Helper()
-	res, err := e.comp.CreateServers(ctx, compute.ServerCreate{Name: name, ImageRef: e.imageID, FlavorRef: e.tiny,
-		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	id := res.Servers[0].ID
-	e.waitStatus(id, "ACTIVE")
-	return id
+	return e.bootActive(ctx, name)
 }
 
 // externalNetwork creates a flat external network with a subnet, as the admin.
@@ -412,6 +411,8 @@ func TestAdminNetworkPagesNeedNetworking(t *testing.T) {
 	wantContains(t, r, `id="quota-compute"`)
 	wantNotContains(t, r, `id="quota-network"`)
 	wantStatus(t, admin.post("/admin/quotas/"+e.boot.AdminProject+"/network", url.Values{"network": {"1"}}), http.StatusNotFound)
+	// The services page has no network agents section.
+	wantNotContains(t, admin.get("/admin/services"), `id="agents-table"`)
 	// A stale page marker starts the image list again.
 	wantContains(t, admin.get("/admin/images?marker=gone"), "cirros")
 }
@@ -424,27 +425,11 @@ func (a agentList) NetworkAgents(context.Context) ([]network.Agent, error) { ret
 // TestAdminServicesAndAgents: the services page lists the compute services
 // and the network agents with their liveness; a member is refused it.
 func TestAdminServicesAndAgents(t *testing.T) {
-	ce := newComputeEnv(t)
-	pol := policy.New(policy.BaseRules())
-	pol.Register(network.PolicyRules()...)
 	beat := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	nets, err := network.New(context.Background(), ce.db, network.Config{Policy: pol, Tokens: ce.id, Agents: agentList{
+	e := newAdminPagesEnv(t, agentList{
 		{ID: "a-l3", AgentType: "L3 agent", Binary: "neutron-l3-agent", Host: "node-1", Alive: true, AdminStateUp: true, HeartbeatAt: beat},
 		{ID: "a-lb", AgentType: "Linux bridge agent", Binary: "neutron-linuxbridge-agent", Host: "node-2", Alive: false, AdminStateUp: true, HeartbeatAt: beat},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := New(Config{Identity: ce.id, DB: ce.db, Compute: ce.comp, Network: nets, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	srv := httptest.NewServer(ws)
-	t.Cleanup(srv.Close)
-	env := *ce.env
-	env.web, env.srv = ws, srv
-	e := &env
+	})
 	pa := e.createProject("proj-a")
 	e.createMember("alice", "alice-Secret-1", pa)
 	alice := e.client()
@@ -455,9 +440,4 @@ func TestAdminServicesAndAgents(t *testing.T) {
 	wantContains(t, r, "Services and agents", `id="services-table"`, "node-1", `id="agents-table"`,
 		`id="agent-a-l3"`, "neutron-l3-agent", `id="agent-a-lb"`, "neutron-linuxbridge-agent", "Alive", "Dead")
 	wantStatus(t, alice.get("/admin/services"), http.StatusForbidden)
-
-	// Without a network service there is no agents section.
-	r = ce.adminClient().get("/admin/services")
-	wantStatus(t, r, http.StatusOK)
-	wantNotContains(t, r, `id="agents-table"`)
 }

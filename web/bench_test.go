@@ -20,13 +20,7 @@ import (
 // fillProject gives project (through alice) one real instance and n-1
 // copies of its row, so the list pages have n instances without n boots.
 func fillProject(b *testing.B, e *cenv, actx context.Context, n int) string {
-	res, err := e.comp.CreateServers(actx, compute.ServerCreate{Name: "bench-0", ImageRef: e.imageID, FlavorRef: e.tiny,
-		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
-	if err != nil {
-		b.Fatal(err)
-	}
-	id := res.Servers[0].ID
-	e.waitStatus(id, "ACTIVE")
+	id := e.bootActive(actx, "bench-0")
 	rows, err := e.db.QueryContext(context.Background(), `SELECT name FROM pragma_table_info('instances')`)
 	if err != nil {
 		b.Fatal(err)

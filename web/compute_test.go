@@ -219,6 +219,25 @@ func newComputeEnv(t testing.TB) *cenv {
 	return ce
 }
 
+// launch starts an m1.tiny instance without networks as ctx's user.
+func (e *cenv) launch(ctx context.Context, name string) string {
+	e.t.Helper()
+	res, err := e.comp.CreateServers(ctx, compute.ServerCreate{Name: name, ImageRef: e.imageID, FlavorRef: e.tiny,
+		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.Servers[0].ID
+}
+
+// bootActive launches an instance and waits until it runs.
+func (e *cenv) bootActive(ctx context.Context, name string) string {
+	e.t.Helper()
+	id := e.launch(ctx, name)
+	e.waitStatus(id, "ACTIVE")
+	return id
+}
+
 // userCtx authenticates name on project and returns its credentials.
 func (e *cenv) userCtx(name, password, projectID string) context.Context {
 	e.t.Helper()
@@ -458,20 +477,10 @@ func TestInstancesReaderAndAdmin(t *testing.T) {
 	e := newComputeEnv(t)
 	pa := e.createProject("proj-a")
 	e.createMember("alice", "alice-Secret-1", pa)
-	u, err := e.id.CreateUser(e.adminCtx(), identity.User{Name: "rita", DomainID: identity.DefaultDomainID, Enabled: true, DefaultProjectID: pa.ID}, "rita-Secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.grant(u, pa, "reader")
+	e.createReader("rita", "rita-Secret-1", pa)
 
 	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
-	res, err := e.comp.CreateServers(actx, compute.ServerCreate{Name: "db-1", ImageRef: e.imageID, FlavorRef: e.tiny,
-		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := res.Servers[0].ID
-	e.waitStatus(id, "ACTIVE")
+	id := e.bootActive(actx, "db-1")
 
 	// The reader sees the instance but no action.
 	rita := e.client()
@@ -801,13 +810,7 @@ func TestResizeAndRebuild(t *testing.T) {
 	alice := e.client()
 	alice.login("alice", "alice-Secret-1")
 	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
-	res, err := e.comp.CreateServers(actx, compute.ServerCreate{Name: "grow", ImageRef: e.imageID, FlavorRef: e.tiny,
-		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := res.Servers[0].ID
-	e.waitStatus(id, "ACTIVE")
+	id := e.bootActive(actx, "grow")
 	base := "/project/instances/" + id
 	wantContains(t, alice.get("/project/instances"), base+"/resize?back=", base+"/rebuild?back=")
 
@@ -868,12 +871,7 @@ func TestResizeAndRebuild(t *testing.T) {
 	wantContains(t, alice.get(base+"?tab=actions", hx), "rebuild", "resize", "confirmResize", "revertResize")
 
 	// A reader is offered neither and is refused both.
-	u, err := e.id.CreateUser(e.adminCtx(), identity.User{Name: "carol", DomainID: identity.DefaultDomainID, Enabled: true,
-		DefaultProjectID: pa.ID}, "carol-Secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.grant(u, pa, "reader")
+	e.createReader("carol", "carol-Secret-1", pa)
 	carol := e.client()
 	carol.login("carol", "carol-Secret-1")
 	wantNotContains(t, carol.get("/project/instances"), base+"/resize", base+"/rebuild")

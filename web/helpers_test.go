@@ -134,6 +134,20 @@ func (e *env) createProject(name string) *identity.Project {
 }
 
 // createMember creates an enabled user with the member role on each project.
+// createReader makes a user whose only role is reader on p.
+func (e *env) createReader(name, password string, p *identity.Project) *identity.User {
+	e.t.Helper()
+	u, err := e.id.CreateUser(e.adminCtx(), identity.User{Name: name, DomainID: identity.DefaultDomainID, Enabled: true, DefaultProjectID: p.ID}, password)
+	if err != nil {
+		e.t.Fatalf("create user %s: %v", name, err)
+	}
+	if err := e.id.Grant(e.adminCtx(), identity.Assignment{ActorType: identity.ActorUser, ActorID: u.ID,
+		TargetType: identity.TargetProject, TargetID: p.ID, RoleID: e.roleID("reader")}); err != nil {
+		e.t.Fatalf("grant reader: %v", err)
+	}
+	return u
+}
+
 func (e *env) createMember(name, password string, projects ...*identity.Project) *identity.User {
 	e.t.Helper()
 	ctx := e.adminCtx()

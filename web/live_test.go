@@ -15,7 +15,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/nimbus-cloud/nimbus/backend/compute"
 	"github.com/nimbus-cloud/nimbus/backend/platform/events"
 	"github.com/nimbus-cloud/nimbus/views"
 )
@@ -111,16 +110,6 @@ func newLiveEnv(t testing.TB) *liveEnv {
 	return l
 }
 
-func (l *liveEnv) boot(ctx context.Context, name string) string {
-	l.t.Helper()
-	res, err := l.comp.CreateServers(ctx, compute.ServerCreate{Name: name, ImageRef: l.imageID, FlavorRef: l.tiny,
-		MinCount: 1, MaxCount: 1, Networks: compute.NetworksNone})
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return res.Servers[0].ID
-}
-
 func TestLiveRefusesOtherSitesAndStrangers(t *testing.T) {
 	l := newLiveEnv(t)
 	if _, r, err := l.dialLive(l.client(), "/project/instances", l.srv.URL); err == nil || r == nil || r.StatusCode == http.StatusSwitchingProtocols {
@@ -163,7 +152,7 @@ func TestLiveRowsByProject(t *testing.T) {
 	wb := l.mustLive(l.bob, "/project/instances")
 	wadm := l.mustLive(l.admin, "/admin/instances")
 
-	id := l.boot(l.aliceCtx, "live-a")
+	id := l.launch(l.aliceCtx, "live-a")
 	row := `id="instance-` + id + `"`
 	// BUILD first, then ACTIVE, each a row swap rendered as the project list.
 	got, ok := collect(wa, "status-active", 10*time.Second)
@@ -181,7 +170,7 @@ func TestLiveRowsByProject(t *testing.T) {
 		t.Fatalf("admin's messages:\n%s", got)
 	}
 
-	other := l.boot(l.bobCtx, "live-b")
+	other := l.launch(l.bobCtx, "live-b")
 	if got, ok := collect(wb, "status-active", 10*time.Second, `id="instance-`+other+`"`); !ok {
 		t.Fatalf("bob's messages:\n%s", got)
 	}
@@ -221,7 +210,7 @@ func TestLiveRowsCarryTheirOwnCSRFToken(t *testing.T) {
 	}
 	w1 := l.mustLive(l.alice, "/project/instances")
 	w2 := l.mustLive(alice2, "/project/instances")
-	id := l.boot(l.aliceCtx, "csrf")
+	id := l.launch(l.aliceCtx, "csrf")
 	for _, tc := range []struct {
 		conn        *websocket.Conn
 		mine, other string
@@ -238,7 +227,7 @@ func TestLiveRowsCarryTheirOwnCSRFToken(t *testing.T) {
 // console log, and an admin on the hypervisors page sees a host go down.
 func TestLiveInstancePage(t *testing.T) {
 	l := newLiveEnv(t)
-	id := l.boot(l.aliceCtx, "detail")
+	id := l.launch(l.aliceCtx, "detail")
 	l.waitStatus(id, "ACTIVE")
 	page := l.mustLive(l.alice, "/project/instances/"+id)
 	if err := l.comp.StopServer(l.aliceCtx, id); err != nil {
@@ -317,7 +306,7 @@ func TestLiveTopology(t *testing.T) {
 // and when it reads again it is told to resync.
 func TestLiveStalledTab(t *testing.T) {
 	l := newLiveEnv(t)
-	id := l.boot(l.aliceCtx, "stall")
+	id := l.launch(l.aliceCtx, "stall")
 	l.waitStatus(id, "ACTIVE")
 
 	fast := l.mustLive(l.alice, "/project/instances")

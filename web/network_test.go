@@ -529,15 +529,7 @@ func TestNetworkReaderCannotDelete(t *testing.T) {
 	wantStatus(t, c.wizard("keep", "10.11.0.0/24"), http.StatusNoContent)
 	n := e.networkNamed("keep")
 
-	u, err := e.id.CreateUser(e.adminCtx(), identity.User{Name: "carol", DomainID: identity.DefaultDomainID, Enabled: true,
-		DefaultProjectID: e.pa.ID}, "carol-Secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.id.Grant(e.adminCtx(), identity.Assignment{ActorType: identity.ActorUser, ActorID: u.ID,
-		TargetType: identity.TargetProject, TargetID: e.pa.ID, RoleID: e.roleID("reader")}); err != nil {
-		t.Fatal(err)
-	}
+	e.createReader("carol", "carol-Secret-1", e.pa)
 	carol := e.client()
 	carol.login("carol", "carol-Secret-1")
 	list := carol.get("/project/networks")
@@ -625,15 +617,7 @@ func TestSubnetDelete(t *testing.T) {
 	wantStatus(t, c.get(page+"/subnets/"+other.Subnets[0]+"/delete", hxTargetModal), http.StatusNotFound)
 	wantStatus(t, c.post(page+"/subnets/"+other.Subnets[0]+"/delete", nil, hxTargetModal), http.StatusNotFound)
 
-	u, err := e.id.CreateUser(e.adminCtx(), identity.User{Name: "carol", DomainID: identity.DefaultDomainID, Enabled: true,
-		DefaultProjectID: e.pa.ID}, "carol-Secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.id.Grant(e.adminCtx(), identity.Assignment{ActorType: identity.ActorUser, ActorID: u.ID,
-		TargetType: identity.TargetProject, TargetID: e.pa.ID, RoleID: e.roleID("reader")}); err != nil {
-		t.Fatal(err)
-	}
+	e.createReader("carol", "carol-Secret-1", e.pa)
 	carol := e.client()
 	carol.login("carol", "carol-Secret-1")
 	wantNotContains(t, carol.get(page), "/subnets/"+spare+"/delete")
