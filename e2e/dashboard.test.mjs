@@ -150,6 +150,17 @@ test('tenant launches, watches live, uses the console and a floating IP, stops, 
     const tiny = await launch.locator('#f-flavor option', { hasText: /^m1\.tiny/ }).first().getAttribute('value');
     await launch.locator('#f-flavor').selectOption(tiny);
     await launch.locator('#f-key_name').selectOption('alice-key');
+    // A second key pair made inside the dialog downloads its private key
+    // and becomes the instance's key.
+    await launch.getByText('Create a key pair', { exact: true }).click();
+    await launch.getByLabel('Key pair name', { exact: true }).fill('alice-key2');
+    const [download2] = await Promise.all([
+      pa.waitForEvent('download'),
+      launch.getByRole('button', { name: 'Create and download' }).click(),
+    ]);
+    assert.equal(download2.suggestedFilename(), 'alice-key2.pem');
+    assert.match(await readFile(await download2.path(), 'utf8'), /PRIVATE KEY-----/);
+    assert.equal(await launch.locator('#f-key_name').inputValue(), 'alice-key2');
     const netBox = launch.locator(`input[name="network"][value="${net.id}"]`);
     assert.equal(await netBox.isChecked(), true, 'the only network is preselected');
     assert.equal(await launch.locator('input[name="security_group"][value="default"]').isChecked(), true);

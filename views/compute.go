@@ -271,12 +271,24 @@ type LaunchForm struct {
 	HasNetwork bool
 	// NewKeyName and NewPublicKey import a key pair with the launch.
 	NewKeyName, NewPublicKey string
+	// CreateKeyName names a key pair to generate from the dialog;
+	// CreatedKey is the one just generated, whose private key is shown
+	// and downloaded once.
+	CreateKeyName string
+	CreatedKey    *CreatedKey
 	Networks                 []Option
 	SecurityGroups           []Option
 	UserData                 string
 	FlavorHint               string
 	Quota                    []QuotaLine
 	ImageChoice              string
+}
+
+// CreatedKey is a key pair generated in the launch dialog.
+type CreatedKey struct {
+	Name       string
+	File       string // the download's file name
+	PrivateKey string
 }
 
 // QuotaLine is one resource a launch uses against what is left.

@@ -184,3 +184,59 @@ func TestLaunchImportsKeyPair(t *testing.T) {
 		t.Fatalf("imported key pair %+v, %v", kp, err)
 	}
 }
+
+// TestLaunchCreatesKeyPair: "Create a key pair" in the launch dialog makes
+// the key pair, answers the dialog's key block with it chosen and its
+// private key (no-store), and refuses a missing or taken name in the block.
+func TestLaunchCreatesKeyPair(t *testing.T) {
+	e := newComputeEnv(t)
+	pa := e.createProject("proj-a")
+	e.createMember("alice", "alice-Secret-1", pa)
+	actx := e.userCtx("alice", "alice-Secret-1", pa.ID)
+	alice := e.client()
+	alice.login("alice", "alice-Secret-1")
+	wantContains(t, alice.get("/project/instances/new", hxTargetModal), `id="launch-keypair"`, `name="create_key_name"`,
+		`hx-post="/project/instances/new/keypair"`)
+	// The whole launch form is posted with the button.
+	form := url.Values{"name": {"vm"}, "count": {"1"}, "image": {e.imageID}, "flavor": {e.tiny}}
+	with := func(name string) url.Values {
+		v := url.Values{"create_key_name": {name}}
+		for k, vs := range form {
+			v[k] = vs
+		}
+		return v
+	}
+
+	r := alice.post("/project/instances/new/keypair", with(""), hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, `id="launch-keypair"`, "Name the key pair to create.")
+
+	r = alice.post("/project/instances/new/keypair", with("desk"), hx)
+	wantStatus(t, r, http.StatusOK)
+	if r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("Cache-Control %q", r.header.Get("Cache-Control"))
+	}
+	kp, err := e.comp.GetKeypair(actx, "", "desk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, r, `<option value="desk" selected>`, "PRIVATE KEY-----", `data-file="desk.pem"`, "data-autodownload")
+	wantNotContains(t, r, `name="create_key_name"`)
+	if isFullPage(r.body) || strings.Contains(r.body, `id="launch-form"`) {
+		t.Fatal("the answer is more than the key pair block")
+	}
+
+	r = alice.post("/project/instances/new/keypair", with("desk"), hx)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "already exists")
+	if again, err := e.comp.GetKeypair(actx, "", "desk"); err != nil || again.PublicKey != kp.PublicKey {
+		t.Fatalf("the taken name changed the key pair: %+v %v", again, err)
+	}
+
+	// Launching with it uses it.
+	form.Set("key_name", "desk")
+	wantStatus(t, alice.post("/project/instances", form, hx), http.StatusNoContent)
+	if srv := e.serverNamed("vm"); srv == nil || srv.KeyName != "desk" {
+		t.Fatalf("server %+v", srv)
+	}
+}

@@ -26,6 +26,7 @@ func (s *Server) computeRoutes(d chi.Router) {
 	d.Get(views.InstancesURL, s.instanceList(false))
 	d.Get(views.InstancesURL+"/new", s.launchForm)
 	d.Post(views.InstancesURL, s.launch)
+	d.Post(views.InstancesURL+"/new/keypair", s.launchCreateKey)
 	d.Post(views.InstancesURL+"/bulk", s.instanceBulk)
 	d.Get(views.InstancesURL+"/{id}", s.instanceDetail)
 	d.Get(views.InstancesURL+"/{id}/log", s.instanceLog)

@@ -62,15 +62,20 @@ func (s *Server) keypairCreate(w http.ResponseWriter, r *http.Request) {
 		s.renderKeypairForm(w, r, formStatus(err), f)
 		return
 	}
-	file := pemFileUnsafe.ReplaceAllString(kp.Name, "_")
+	h := w.Header()
+	h.Set("Content-Type", "application/x-pem-file")
+	h.Set("Content-Disposition", `attachment; filename="`+pemFileName(kp.Name)+`"`)
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(kp.PrivateKey))
+}
+
+// pemFileName is the file a key pair's private key downloads as.
+func pemFileName(name string) string {
+	file := pemFileUnsafe.ReplaceAllString(name, "_")
 	if file == "" || file == "." || file == ".." {
 		file = "key"
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/x-pem-file")
-	h.Set("Content-Disposition", `attachment; filename="`+file+`.pem"`)
-	h.Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte(kp.PrivateKey))
+	return file + ".pem"
 }
 
 // keypairImport is POST /project/key-pairs/import.

@@ -206,6 +206,37 @@ func flavorMisfit(im *image.Image, fl *compute.Flavor) string {
 	return "Flavor " + fl.Name + " is too small: " + strings.Join(why, "; ") + "."
 }
 
+// launchCreateKey is POST /project/instances/new/keypair: the launch
+// dialog's "Create a key pair". It answers the dialog's key pair block with
+// the new key chosen and its private key, which app.js downloads once.
+func (s *Server) launchCreateKey(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.failed(w, r, views.InstancesURL, err)
+		return
+	}
+	lv := launchFrom(r.PostForm)
+	var f views.LaunchForm
+	f.CreateKeyName = strings.TrimSpace(r.PostForm.Get("create_key_name"))
+	status := http.StatusOK
+	if f.CreateKeyName == "" {
+		f.SetError("create_key_name", "Name the key pair to create.")
+		status = http.StatusUnprocessableEntity
+	} else if kp, err := s.comp.CreateKeypair(r.Context(), compute.KeypairCreate{Name: f.CreateKeyName}); err != nil {
+		s.formFault(r, &f.Form, err, "name")
+		if f.Error != "" {
+			f.SetError("create_key_name", f.Error)
+			f.Error = ""
+		}
+		status = formStatus(err)
+	} else {
+		lv.key = kp.Name
+		f.CreatedKey = &views.CreatedKey{Name: kp.Name, File: pemFileName(kp.Name), PrivateKey: kp.PrivateKey}
+	}
+	s.buildLaunchForm(r, lv, &f)
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, status, views.LaunchKeyPair(f))
+}
+
 func (s *Server) renderLaunch(w http.ResponseWriter, r *http.Request, status int, f views.LaunchForm) {
 	if isHX(r) && hxTarget(r) == "launch-form" {
 		s.render(w, r, status, views.LaunchFormView(f))

@@ -185,6 +185,22 @@
       if (window.htmx) window.htmx.ajax('GET', window.location.pathname, { target: '#main', swap: 'innerHTML' });
     }, 500);
   });
+  // A key pair generated in the launch dialog: its private key downloads
+  // once, as the Key pairs page's does, from the text the answer carries.
+  document.addEventListener('htmx:load', function (evt) {
+    var root = evt.detail && evt.detail.elt;
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll('textarea[data-autodownload]').forEach(function (ta) {
+      ta.removeAttribute('data-autodownload');
+      var a = document.createElement('a');
+      a.href = URL.createObjectURL(new Blob([ta.value], { type: 'application/x-pem-file' }));
+      a.download = ta.getAttribute('data-file') || 'key.pem';
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      window.setTimeout(function () { URL.revokeObjectURL(a.href); }, 1000);
+    });
+  });
   // ---- Live updates ---------------------------------------------------------
   // The server pushes fragments over /live (htmx ws extension on <body>):
   // instance rows and badges swap in place by id, host badges too, and
