@@ -274,14 +274,14 @@ type LaunchForm struct {
 	// CreateKeyName names a key pair to generate from the dialog;
 	// CreatedKey is the one just generated, whose private key is shown
 	// and downloaded once.
-	CreateKeyName string
-	CreatedKey    *CreatedKey
-	Networks                 []Option
-	SecurityGroups           []Option
-	UserData                 string
-	FlavorHint               string
-	Quota                    []QuotaLine
-	ImageChoice              string
+	CreateKeyName  string
+	CreatedKey     *CreatedKey
+	Networks       []Option
+	SecurityGroups []Option
+	UserData       string
+	FlavorHint     string
+	Quota          []QuotaLine
+	ImageChoice    string
 }
 
 // CreatedKey is a key pair generated in the launch dialog.
