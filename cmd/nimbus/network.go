@@ -303,6 +303,25 @@ func newNetworkEvents(next network.Notifier, bus events.Publisher) *networkEvent
 	return &networkEvents{Notifier: next, bus: bus, fips: map[string]string{}}
 }
 
+// attach gives a the network service and learns where the floating IPs
+// are now, so that one associated before this start is announced on its
+// instance when it moves off.
+func (a *networkEvents) attach(ctx context.Context, nets *network.Service) error {
+	a.nets = nets
+	fips, _, err := nets.ListFloatingIPs(serviceContext(ctx), network.ListOptions{})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, f := range fips {
+		if f.PortID != "" {
+			a.fips[f.ID] = f.PortID
+		}
+	}
+	return nil
+}
+
 func (a *networkEvents) NetworkChanged(ctx context.Context, op network.Op, n *network.Network) {
 	a.Notifier.NetworkChanged(ctx, op, n)
 	project := n.ProjectID

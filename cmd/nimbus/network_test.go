@@ -47,7 +47,9 @@ func TestNetworkEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notify.nets = nets
+	if err := notify.attach(ctx, nets); err != nil {
+		t.Fatal(err)
+	}
 	admin := auth.WithCredentials(ctx, &auth.Credentials{UserID: "a", ProjectID: "p0", Roles: []string{"admin", "member", "reader"}})
 	yes := true
 	pub, err := nets.CreateNetwork(admin, network.NetworkCreate{Name: "public", External: &yes, NetworkType: "flat", PhysicalNetwork: "public"})
@@ -135,6 +137,25 @@ func TestNetworkEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantVM("floating IP disassociated")
+
+	// Associated before a restart, disassociated after it: the restarted
+	// controller's notifier learnt the floating IP's port when attached.
+	if _, err := nets.UpdateFloatingIP(admin, f.ID, network.FloatingIPUpdate{SetPort: true, PortID: port.ID}); err != nil {
+		t.Fatal(err)
+	}
+	wantVM("floating IP associated again")
+	restarted := newNetworkEvents(quietNotifier{}, bus)
+	nets2, err := network.New(ctx, d, network.Config{Policy: policy.New(network.PolicyRules()), Notifier: restarted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.attach(ctx, nets2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nets2.UpdateFloatingIP(admin, f.ID, network.FloatingIPUpdate{SetPort: true}); err != nil {
+		t.Fatal(err)
+	}
+	wantVM("floating IP disassociated after a restart")
 
 	if err := nets.DeletePort(admin, port.ID); err != nil {
 		t.Fatal(err)

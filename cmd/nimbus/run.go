@@ -180,7 +180,9 @@ func serve(ctx context.Context, cmd string, cfg *config, stdout, stderr io.Write
 		return fmt.Errorf("start network service: %w", err)
 	}
 	dp.SetNetworks(nets)
-	notify.nets = nets
+	if err := notify.attach(ctx, nets); err != nil {
+		return fmt.Errorf("read floating IPs: %w", err)
+	}
 	reg.Subscribe(dp)
 	if cfg.agents > 0 {
 		if err := ensurePublicNetwork(ctx, nets, boot.AdminProject, cfg.dataDir, log); err != nil {
