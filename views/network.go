@@ -317,3 +317,13 @@ func topoClip(s string, n int) string {
 	}
 	return string(r[:n-1]) + "…"
 }
+
+// EditForm edits a network resource's name and description and, for a
+// network edited by an admin, its sharing. (admin_state_up is left to the
+// API: the data plane does not act on it.)
+type EditForm struct {
+	Form
+	Name, Description string
+	CanShare, Shared  bool
+	Submit            string
+}

@@ -632,3 +632,78 @@ func TestSubnetDelete(t *testing.T) {
 	}
 	wantNotContains(t, c.get(page), "10.30.0.0/24")
 }
+
+// TestNetworkRouterGroupEdit: the owner renames a network, a router and a
+// security group from their pages; an admin may also share the network;
+// the default group keeps its name (Neutron's refusal, in the form); a
+// reader's edit is refused in words.
+func TestNetworkRouterGroupEdit(t *testing.T) {
+	e := newNetworkEnv(t)
+	c := e.aliceClient()
+	wantStatus(t, c.wizard("old", "10.40.0.0/24"), http.StatusNoContent)
+	n := e.networkNamed("old")
+	page := "/project/networks/" + n.ID
+	wantContains(t, c.get(page), `href="`+page+`/edit"`)
+	r := c.get(page+"/edit", hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `value="old"`, "Save network")
+	wantNotContains(t, r, `name="shared"`)
+	r = c.post(page+"/edit", url.Values{"name": {"new"}, "description": {"front end"}, "shared": {"true"}}, hxTargetModal)
+	wantHXDone(t, r, page, "Network “new” saved.")
+	got, err := e.nets.GetNetwork(e.aliceCtx(), n.ID)
+	if err != nil || got.Name != "new" || got.Description != "front end" || got.Shared {
+		t.Fatalf("network after edit %+v %v", got, err)
+	}
+	r = c.post(page+"/edit", url.Values{"name": {strings.Repeat("x", 300)}}, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "alert-error")
+
+	// An admin sees and sets sharing.
+	admin := e.adminClient()
+	wantContains(t, admin.get(page+"/edit", hxTargetModal), `name="shared"`)
+	wantHXDone(t, admin.post(page+"/edit", url.Values{"name": {"new"}, "shared": {"true"}}, hxTargetModal), page, "saved")
+	if got, _ := e.nets.GetNetwork(e.aliceCtx(), n.ID); !got.Shared {
+		t.Fatal("the admin's share did not take")
+	}
+
+	rt, err := e.nets.CreateRouter(e.aliceCtx(), network.RouterCreate{Name: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpage := "/project/routers/" + rt.ID
+	wantContains(t, c.get(rpage), `href="`+rpage+`/edit"`)
+	wantHXDone(t, c.post(rpage+"/edit", url.Values{"name": {"edge"}, "description": {"to public"}}, hxTargetModal), rpage, "Router “edge” saved.")
+	if got, _ := e.nets.GetRouter(e.aliceCtx(), rt.ID); got.Name != "edge" || got.Description != "to public" {
+		t.Fatalf("router after edit %+v", got)
+	}
+
+	sg, err := e.nets.CreateSecurityGroup(e.aliceCtx(), network.SecurityGroupCreate{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpage := "/project/security-groups/" + sg.ID
+	wantHXDone(t, c.post(gpage+"/edit", url.Values{"name": {"www"}, "description": {"http"}}, hxTargetModal), gpage, "Security group “www” saved.")
+	if got, _ := e.nets.GetSecurityGroup(e.aliceCtx(), sg.ID); got.Name != "www" || got.Description != "http" {
+		t.Fatalf("group after edit %+v", got)
+	}
+	def, _, err := e.nets.ListSecurityGroups(e.aliceCtx(), network.ListOptions{Filters: map[string][]string{"name": {"default"}}})
+	if err != nil || len(def) != 1 {
+		t.Fatalf("default group %v %v", def, err)
+	}
+	dpage := "/project/security-groups/" + def[0].ID
+	r = c.post(dpage+"/edit", url.Values{"name": {"renamed"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "alert-error", "default")
+	wantHXDone(t, c.post(dpage+"/edit", url.Values{"name": {"default"}, "description": {"mine"}}, hxTargetModal), dpage, "saved")
+
+	e.createReader("carol", "carol-Secret-1", e.pa)
+	carol := e.client()
+	carol.login("carol", "carol-Secret-1")
+	wantNotContains(t, carol.get(page), page+"/edit")
+	r = carol.post(page+"/edit", url.Values{"name": {"carols"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusForbidden)
+	wantContains(t, r, "does not allow you to change this network")
+	if got, _ := e.nets.GetNetwork(e.aliceCtx(), n.ID); got.Name != "new" {
+		t.Fatalf("the reader renamed the network: %+v", got)
+	}
+}
