@@ -27,6 +27,8 @@ func (s *Server) adminPageRoutes(d chi.Router) {
 	if s.comp != nil || s.nets != nil {
 		d.Get(views.AdminQuotasURL, s.adminQuotas)
 		d.Post(views.AdminQuotasURL+"/{project}/{service}", s.adminQuotaUpdate)
+		d.Get(views.AdminQuotasURL+"/{project}/{service}/reset", s.adminQuotaReset)
+		d.Post(views.AdminQuotasURL+"/{project}/{service}/reset", s.adminQuotaReset)
 	}
 	s.adminNetworkRoutes(d)
 }

@@ -300,6 +300,25 @@ func TestAdminQuotasEdit(t *testing.T) {
 		t.Fatalf("instances quota %d after a refusal", lim[compute.QuotaInstances])
 	}
 
+	// Reset to defaults, after a question: compute back to 10 instances,
+	// network back to 50 floating IPs; a member may do neither.
+	alice := e.client()
+	alice.login("alice", "alice-Secret-1")
+	wantStatus(t, alice.post("/admin/quotas/"+pa.ID+"/compute/reset", nil, hxTargetModal), http.StatusForbidden)
+	wantContains(t, admin.get(base), `href="/admin/quotas/`+pa.ID+`/compute/reset"`, `href="/admin/quotas/`+pa.ID+`/network/reset"`)
+	r = admin.get("/admin/quotas/"+pa.ID+"/compute/reset", hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, "Reset the compute quotas of", "proj-a", "Reset to defaults")
+	wantHXLocation(t, admin.post("/admin/quotas/"+pa.ID+"/compute/reset", nil, hxTargetModal), "/admin/quotas")
+	wantHXLocation(t, admin.post("/admin/quotas/"+pa.ID+"/network/reset", nil, hxTargetModal), "/admin/quotas")
+	if lim, _ := e.comp.GetQuotas(e.adminCtx(), pa.ID); lim[compute.QuotaInstances] != 10 {
+		t.Fatalf("instances quota %d after the reset", lim[compute.QuotaInstances])
+	}
+	if nl, _ := e.nets.GetQuota(e.adminCtx(), pa.ID); nl["floatingip"] != 50 {
+		t.Fatalf("floating IP quota %d after the reset", nl["floatingip"])
+	}
+	wantStatus(t, admin.post("/admin/quotas/"+pa.ID+"/volume/reset", nil, hxTargetModal), http.StatusNotFound)
+
 	// An unknown project is a 404.
 	wantStatus(t, admin.get("/admin/quotas?project=nope"), http.StatusNotFound)
 	wantStatus(t, admin.post("/admin/quotas/nope/compute", url.Values{"instances": {"1"}}), http.StatusNotFound)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -229,6 +230,49 @@ func (s *Server) adminQuotaUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.done(w, r, back, quotaTitle(service)+" of "+quoted(p.Name)+" saved.")
+}
+
+// adminQuotaReset is GET (the question) and POST
+// /admin/quotas/{project}/{service}/reset: the project's limits of that
+// service go back to the defaults, as `openstack quota delete` does.
+func (s *Server) adminQuotaReset(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	project, service := chi.URLParam(r, "project"), chi.URLParam(r, "service")
+	if !slices.Contains(s.quotaServices(), service) {
+		s.notFound(w, r)
+		return
+	}
+	p, err := s.id.GetProject(ctx, project)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	back := views.AdminQuotasURL + "?project=" + url.QueryEscape(p.ID)
+	title := quotaTitle(service)
+	c := views.Confirm{
+		Form:    views.Form{Action: views.Path(views.AdminQuotasURL, p.ID, service, "reset"), Cancel: back},
+		Title:   "Reset " + strings.ToLower(title),
+		Lead:    "Reset the " + strings.ToLower(title) + " of",
+		Subject: p.Name,
+		Detail:  "Every limit goes back to the cloud's default; what the project uses is unchanged.",
+		Button:  "Reset to defaults",
+		Danger:  true,
+	}
+	if r.Method == http.MethodGet {
+		s.confirm(w, r, http.StatusOK, views.NavAdminQuotas, "Quotas", c)
+		return
+	}
+	switch service {
+	case quotaCompute:
+		err = s.comp.DeleteQuotas(ctx, p.ID)
+	case quotaNetwork:
+		err = s.nets.DeleteQuota(ctx, p.ID)
+	}
+	if err != nil {
+		s.confirmFailed(w, r, views.NavAdminQuotas, "Quotas", c, err)
+		return
+	}
+	s.done(w, r, back, title+" of "+quoted(p.Name)+" reset to the defaults.")
 }
 
 // renderQuotaSection answers a refused quota change: the section alone for
