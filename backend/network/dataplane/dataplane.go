@@ -406,16 +406,7 @@ func (s *Syncer) Resync(ctx context.Context) error {
 	if s.net() == nil {
 		return fault.New(fault.Internal, "The network data plane has no network service.")
 	}
-	sys := s.sysCtx(ctx)
-	nets, _, err := s.net().ListNetworks(sys, network.ListOptions{})
-	if err != nil {
-		return err
-	}
-	rts, _, err := s.net().ListRouters(sys, network.ListOptions{})
-	if err != nil {
-		return err
-	}
-	ports, _, err := s.net().ListPorts(sys, network.ListOptions{})
+	nets, rts, ports, err := s.everything(ctx)
 	if err != nil {
 		return err
 	}
@@ -437,6 +428,11 @@ func (s *Syncer) Resync(ctx context.Context) error {
 			}
 		}
 	}
+	// Read again: what was created while the hosts pruned may have reached
+	// them first and been pruned as unknown; pushing it again restores it.
+	if nets, rts, ports, err = s.everything(ctx); err != nil {
+		return err
+	}
 	for _, n := range nets {
 		s.enqueue(task{kind: kindNetwork, id: n.ID})
 	}
@@ -449,6 +445,24 @@ func (s *Syncer) Resync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// everything lists every network, router and port.
+func (s *Syncer) everything(ctx context.Context) ([]network.Network, []network.Router, []network.Port, error) {
+	sys := s.sysCtx(ctx)
+	nets, _, err := s.net().ListNetworks(sys, network.ListOptions{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rts, _, err := s.net().ListRouters(sys, network.ListOptions{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ports, _, err := s.net().ListPorts(sys, network.ListOptions{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return nets, rts, ports, nil
 }
 
 func (s *Syncer) sysCtx(ctx context.Context) context.Context {

@@ -37,6 +37,8 @@ type plane struct {
 	calls    []string       // "apply-network <id>", "delete-port <id>", ...
 	state    map[string]any // "network/<id>", "router/<id>", "port/<id>"
 	keep     *agentapi.NetworkKeep
+	// onPrune runs as a prune begins, outside the lock.
+	onPrune func()
 }
 
 func newPlane() *plane { return &plane{state: map[string]any{}} }
@@ -79,6 +81,9 @@ func (p *plane) DeletePortSecurity(_ context.Context, id string) error {
 // Prune drops every network, router and port the keep lists do not name,
 // as netplane's Cleanup does on a host.
 func (p *plane) Prune(_ context.Context, keep agentapi.NetworkKeep) error {
+	if p.onPrune != nil {
+		p.onPrune()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, "prune")
@@ -129,6 +134,7 @@ func (p *plane) count(call string) int {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 type env struct {
+	db    *db.DB
 	svc   *network.Service
 	reg   *hosts.Registry
 	srv   *httptest.Server
@@ -147,7 +153,7 @@ func newEnv(t *testing.T) *env {
 	if err := d.Migrate(ctx, migrations.FS); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{admin: as("admin-project", "admin", "member", "reader")}
+	e := &env{db: d, admin: as("admin-project", "admin", "member", "reader")}
 	e.reg, err = hosts.New(ctx, d, hosts.Config{HeartbeatInterval: time.Second, Logger: quiet(),
 		HTTPClient: &http.Client{Timeout: 5 * time.Second}})
 	if err != nil {
@@ -480,6 +486,37 @@ func TestSyncerResyncsJoiningHost(t *testing.T) {
 			t.Fatalf("the joining host got network %v, port %v", hasNet, hasPort)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestResyncRepushesWhatAPruneRaced: a network created while a resync is
+// under way reaches the host before the prune, whose keep list predates
+// it, removes it; the resync reads again after pruning and pushes it back.
+func TestResyncRepushesWhatAPruneRaced(t *testing.T) {
+	e := newEnv(t)
+	p := newPlane()
+	e.startAgent(t, "a-netnode", p)
+	// The racing creation is made by a service nobody listens to, and its
+	// push is stood for by writing it into the host's state.
+	quietSvc, err := network.New(context.Background(), e.db, network.Config{Policy: policy.New(network.PolicyRules())})
+	ok(t, err)
+	var racer string
+	p.onPrune = func() {
+		p.onPrune = nil
+		n, err := quietSvc.CreateNetwork(as("p1", "member", "reader"), network.NetworkCreate{Name: "racer"})
+		ok(t, err)
+		racer = n.ID
+		p.mu.Lock()
+		p.state["network/"+n.ID] = agentapi.NetworkSpec{ID: n.ID}
+		p.mu.Unlock()
+	}
+	ok(t, e.sync.Resync(context.Background()))
+	e.flush(t)
+	if racer == "" {
+		t.Fatal("the host was not pruned")
+	}
+	if _, has := p.network(racer); !has || p.count("apply-network "+racer) == 0 {
+		t.Fatalf("the network created during the prune is not on the host (calls %v)", p.calls)
 	}
 }
 
