@@ -260,7 +260,9 @@ func (c *upCloud) waitConsole(id string, after int, also ...string) string {
 		}
 		for _, s := range also {
 			if !strings.Contains(out, s) {
-				return false, "missing " + s + " in " + upTail(out)
+				// The whole log: what is missing may be garbled far above
+				// the tail.
+				return false, "missing " + s + " in the console log:\n" + out
 			}
 		}
 		return true, ""

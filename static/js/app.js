@@ -255,6 +255,14 @@
     if (el && el.id && el.id.indexOf('instance-') === 0 && el.getAttribute('hx-swap-oob') !== 'delete' &&
         document.getElementById('instances-table')) refreshLive();
   });
+  // Picking an item closes its row's Actions menu at once, as a native menu
+  // does: the answer or a live update then never finds it open.
+  document.addEventListener('click', function (evt) {
+    var item = evt.target instanceof Element && evt.target.closest('details.row-menu .menu-item');
+    if (!item) return;
+    var menu = item.closest('details.row-menu');
+    window.setTimeout(function () { menu.removeAttribute('open'); }, 0);
+  });
   // A row swapped in while its Actions menu is open keeps the menu open
   // (and the focus in it), so a live update never snatches the menu from
   // under the pointer or the keyboard.
