@@ -22,14 +22,13 @@ func (s *Server) flavorAccessForm(r *http.Request, id string, f *views.FlavorAcc
 	}
 	f.FlavorID, f.FlavorName, f.Cancel = fl.ID, fl.Name, views.FlavorsURL
 	names := s.projectNames(ctx)
-	f.Granted = f.Granted[:0]
 	for _, p := range granted {
 		f.Granted = append(f.Granted, views.Option{Value: p, Label: nameOr(names, p)})
 	}
 	f.Projects = []views.Option{{Value: "", Label: "Choose a project"}}
-	for id, name := range names {
-		if !slices.Contains(granted, id) {
-			f.Projects = append(f.Projects, views.Option{Value: id, Label: name, Selected: id == field(r, "project")})
+	for pid, name := range names {
+		if !slices.Contains(granted, pid) {
+			f.Projects = append(f.Projects, views.Option{Value: pid, Label: name, Selected: pid == field(r, "project")})
 		}
 	}
 	slices.SortFunc(f.Projects[1:], func(a, b views.Option) int { return strings.Compare(a.Label, b.Label) })
