@@ -55,8 +55,10 @@ type NetworkList struct {
 // NetworkForm is the create-network dialog: a network and its first subnet.
 type NetworkForm struct {
 	Form
-	// NetworkID, when set, makes the form add a subnet to that network.
+	// NetworkID, when set, makes the form add a subnet to that network;
+	// SubnetID as well makes it edit that subnet (its CIDR is fixed).
 	NetworkID  string
+	SubnetID   string
 	Name       string
 	SubnetName string
 	CIDR       string

@@ -29,6 +29,8 @@ func (s *Server) networkRoutes(d chi.Router) {
 	d.Get(views.NetworksURL+"/{id}", s.networkDetail)
 	d.Get(views.NetworksURL+"/{id}/subnets/new", s.subnetNew)
 	d.Post(views.NetworksURL+"/{id}/subnets", s.subnetCreate)
+	d.Get(views.NetworksURL+"/{id}/subnets/{subnet}/edit", s.subnetEdit)
+	d.Post(views.NetworksURL+"/{id}/subnets/{subnet}/edit", s.subnetEdit)
 	d.Get(views.NetworksURL+"/{id}/subnets/{subnet}/delete", s.subnetDeleteConfirm)
 	d.Post(views.NetworksURL+"/{id}/subnets/{subnet}/delete", s.subnetDelete)
 	d.Get(views.NetworksURL+"/{id}/edit", s.networkEdit)

@@ -32,6 +32,12 @@ func networkRow(v *viewer, ix *networkIndex, n *network.Network) views.NetworkRo
 }
 
 func (s *Server) renderNetworkForm(w http.ResponseWriter, r *http.Request, status int, f views.NetworkForm) {
+	if f.SubnetID != "" {
+		back := views.Path(views.NetworksURL, f.NetworkID)
+		f.Action, f.Cancel = views.Path(views.NetworksURL, f.NetworkID, "subnets", f.SubnetID, "edit"), back
+		s.formPage(w, r, status, "Edit subnet", views.NavNetworks, back, "Network", views.NetworkFormView(f))
+		return
+	}
 	if f.NetworkID != "" {
 		back := views.Path(views.NetworksURL, f.NetworkID)
 		f.Action, f.Cancel = views.Path(views.NetworksURL, f.NetworkID, "subnets"), back
@@ -135,6 +141,63 @@ func (s *Server) subnetCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.done(w, r, views.Path(views.NetworksURL, f.NetworkID), "Subnet "+f.CIDR+" added.")
+}
+
+// subnetEdit is GET and POST /project/networks/{id}/subnets/{subnet}/edit:
+// name, gateway, DHCP, DNS servers and allocation pools (the CIDR is fixed,
+// as in Neutron). Blank gateway and pools leave them as they are.
+func (s *Server) subnetEdit(w http.ResponseWriter, r *http.Request) {
+	sn, err := s.networkSubnet(r)
+	if err != nil {
+		s.errorPage(w, r, err)
+		return
+	}
+	f := views.NetworkForm{NetworkID: sn.NetworkID, SubnetID: sn.ID, CIDR: sn.CIDR}
+	if r.Method == http.MethodGet {
+		f.SubnetName, f.Gateway, f.NoGateway, f.DHCP = sn.Name, sn.GatewayIP, sn.GatewayIP == "", sn.EnableDHCP
+		f.DNS = strings.Join(sn.DNSNameservers, "\n")
+		var pools []string
+		for _, p := range sn.AllocationPools {
+			pools = append(pools, p.Start+","+p.End)
+		}
+		f.Pools = strings.Join(pools, "\n")
+		s.renderNetworkForm(w, r, http.StatusOK, f)
+		return
+	}
+	f.SubnetName, f.Gateway, f.NoGateway, f.DHCP = field(r, "subnet_name"), field(r, "gateway"), checked(r, "no_gateway"), checked(r, "dhcp")
+	f.DNS, f.Pools = field(r, "dns"), field(r, "pools")
+	if f.NoGateway && f.Gateway != "" {
+		f.SetError("gateway", "Leave the gateway blank, or untick “No gateway”.")
+	}
+	pools, ok := parsePools(f.Pools)
+	if !ok {
+		f.SetError("pools", "Write each pool as start,end on a line of its own, such as 10.0.0.10,10.0.0.200.")
+	}
+	if !f.Valid() {
+		s.renderNetworkForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	dns := lines(f.DNS, true)
+	if dns == nil {
+		dns = []string{}
+	}
+	u := network.SubnetUpdate{Name: &f.SubnetName, EnableDHCP: &f.DHCP, DNSNameservers: &dns}
+	if f.NoGateway {
+		none := ""
+		u.GatewayIP = &none
+	} else if f.Gateway != "" && f.Gateway != sn.GatewayIP {
+		u.GatewayIP = &f.Gateway
+	}
+	if len(pools) > 0 {
+		u.AllocationPools = &pools
+	}
+	if _, err := s.nets.UpdateSubnet(r.Context(), sn.ID, u); err != nil {
+		err = inWords(err, "change this subnet")
+		s.formFault(r, &f.Form, err)
+		s.renderNetworkForm(w, r, formStatus(err), f)
+		return
+	}
+	s.done(w, r, views.Path(views.NetworksURL, sn.NetworkID), "Subnet "+quoted(subnetLabel(&network.Subnet{Name: f.SubnetName, CIDR: sn.CIDR}))+" saved.")
 }
 
 // subnetForm reads the subnet part of the wizard (all of the add-subnet

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -706,4 +707,49 @@ func TestNetworkRouterGroupEdit(t *testing.T) {
 	if got, _ := e.nets.GetNetwork(e.aliceCtx(), n.ID); got.Name != "new" {
 		t.Fatalf("the reader renamed the network: %+v", got)
 	}
+}
+
+// TestSubnetEdit: the subnet dialog shows the subnet as it is (CIDR fixed)
+// and saves name, DHCP, DNS servers, gateway and pools; a gateway outside
+// the subnet is refused in the form; a reader may not edit.
+func TestSubnetEdit(t *testing.T) {
+	e := newNetworkEnv(t)
+	c := e.aliceClient()
+	wantStatus(t, c.wizard("edits", "10.60.0.0/24"), http.StatusNoContent)
+	n := e.networkNamed("edits")
+	sid := n.Subnets[0]
+	page := "/project/networks/" + n.ID
+	edit := page + "/subnets/" + sid + "/edit"
+	wantContains(t, c.get(page), `href="`+edit+`"`)
+	r := c.get(edit, hxTargetModal)
+	wantStatus(t, r, http.StatusOK)
+	wantContains(t, r, `value="edits-subnet"`, `<p class="mono">10.60.0.0/24</p>`, `value="10.60.0.1"`, "10.60.0.2,10.60.0.254", "Save subnet")
+	wantNotContains(t, r, `name="cidr"`)
+
+	r = c.post(edit, url.Values{"subnet_name": {"renamed"}, "gateway": {"192.168.1.1"}, "dhcp": {"true"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	wantContains(t, r, "alert-error", "Save subnet")
+
+	r = c.post(edit, url.Values{"subnet_name": {"renamed"}, "dns": {"10.60.0.53\n1.1.1.1"},
+		"pools": {"10.60.0.10,10.60.0.100"}, "gateway": {"10.60.0.1"}}, hxTargetModal)
+	wantHXDone(t, r, page, "Subnet “renamed 10.60.0.0/24” saved.")
+	sn, err := e.nets.GetSubnet(e.aliceCtx(), sid)
+	if err != nil || sn.Name != "renamed" || sn.EnableDHCP || !slices.Equal(sn.DNSNameservers, []string{"10.60.0.53", "1.1.1.1"}) ||
+		len(sn.AllocationPools) != 1 || sn.AllocationPools[0].End != "10.60.0.100" || sn.GatewayIP != "10.60.0.1" {
+		t.Fatalf("subnet after edit %+v %v", sn, err)
+	}
+	// No gateway, DHCP back on; blank pools keep them.
+	wantHXDone(t, c.post(edit, url.Values{"subnet_name": {"renamed"}, "no_gateway": {"true"}, "dhcp": {"true"}}, hxTargetModal), page, "saved")
+	sn, _ = e.nets.GetSubnet(e.aliceCtx(), sid)
+	if sn.GatewayIP != "" || !sn.EnableDHCP || len(sn.DNSNameservers) != 0 || len(sn.AllocationPools) != 1 {
+		t.Fatalf("subnet after the second edit %+v", sn)
+	}
+
+	e.createReader("carol", "carol-Secret-1", e.pa)
+	carol := e.client()
+	carol.login("carol", "carol-Secret-1")
+	wantNotContains(t, carol.get(page), edit)
+	r = carol.post(edit, url.Values{"subnet_name": {"carols"}}, hxTargetModal)
+	wantStatus(t, r, http.StatusForbidden)
+	wantContains(t, r, "does not allow you to change this subnet")
 }
