@@ -78,7 +78,8 @@ type AdminNetworkRow struct {
 
 // AdminNetworkList is Admin → Networks.
 type AdminNetworkList struct {
-	Rows []AdminNetworkRow
+	Rows  []AdminNetworkRow
+	Pager Pager
 }
 
 // ExternalNetworkForm creates a provider network marked external, with
@@ -110,7 +111,8 @@ type AdminRouterRow struct {
 
 // AdminRouterList is Admin → Routers.
 type AdminRouterList struct {
-	Rows []AdminRouterRow
+	Rows  []AdminRouterRow
+	Pager Pager
 }
 
 // AdminFloatingIPRow is one floating IP of any project.
@@ -125,7 +127,8 @@ type AdminFloatingIPRow struct {
 
 // AdminFloatingIPList is Admin → Floating IPs.
 type AdminFloatingIPList struct {
-	Rows []AdminFloatingIPRow
+	Rows  []AdminFloatingIPRow
+	Pager Pager
 }
 
 // QuotaRow is one resource's limit and use. Limit -1 is unlimited.

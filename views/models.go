@@ -83,6 +83,12 @@ type Option struct {
 	Selected bool
 }
 
+// Pager links a paged list's first page and the page after this one ("" =
+// none).
+type Pager struct {
+	FirstURL, NextURL string
+}
+
 // OptionGroup is a labelled group of options.
 type OptionGroup struct {
 	Label   string

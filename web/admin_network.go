@@ -3,7 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
-	"slices"
+	"net/url"
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
@@ -49,17 +49,27 @@ func (s *Server) adminNetworkNames(ctx context.Context) map[string]string {
 // their subnets and provider attributes.
 func (s *Server) adminNetworkList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ns, _, err := s.nets.ListNetworks(ctx, network.ListOptions{SortKeys: []string{"name"}, SortDirs: []string{"asc"}})
+	opts := adminListOptions(r, "name")
+	ns, _, err := s.nets.ListNetworks(ctx, opts)
+	if err != nil && opts.Marker != "" {
+		opts.Marker = "" // a stale marker starts the list again
+		ns, _, err = s.nets.ListNetworks(ctx, opts)
+	}
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
 	var l views.AdminNetworkList
+	ns, l.Pager = adminPage(ns, opts, views.AdminNetworksURL, func(n network.Network) string { return n.ID })
 	if len(ns) == 0 {
 		s.page(w, r, http.StatusOK, "All networks", views.NavAdminNetworks, views.AdminNetworksPage(l))
 		return
 	}
-	sns, _, err := s.nets.ListSubnets(ctx, network.ListOptions{})
+	ids := make([]string, len(ns))
+	for i, n := range ns {
+		ids[i] = n.ID
+	}
+	sns, _, err := s.nets.ListSubnets(ctx, network.ListOptions{Filters: map[string][]string{"network_id": ids}})
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
@@ -215,15 +225,45 @@ func adminDisplayName(name, id string) string {
 	return name
 }
 
+// adminNetPageSize is how many rows a page of the admin network lists
+// holds.
+var adminNetPageSize = 100
+
+// adminListOptions asks for one page, sorted by sortKey, after ?marker=;
+// one row more than a page tells whether another follows.
+func adminListOptions(r *http.Request, sortKey string) network.ListOptions {
+	return network.ListOptions{SortKeys: []string{sortKey}, SortDirs: []string{"asc"},
+		Limit: adminNetPageSize + 1, Marker: r.URL.Query().Get("marker")}
+}
+
+// adminPage cuts rows to a page and links the first page and the next.
+func adminPage[T any](rows []T, opts network.ListOptions, base string, id func(T) string) ([]T, views.Pager) {
+	var p views.Pager
+	if opts.Marker != "" {
+		p.FirstURL = base
+	}
+	if len(rows) > adminNetPageSize {
+		rows = rows[:adminNetPageSize]
+		p.NextURL = base + "?marker=" + url.QueryEscape(id(rows[len(rows)-1]))
+	}
+	return rows, p
+}
+
 // adminRouterList is GET /admin/routers.
 func (s *Server) adminRouterList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	rs, _, err := s.nets.ListRouters(ctx, network.ListOptions{SortKeys: []string{"name"}, SortDirs: []string{"asc"}})
+	opts := adminListOptions(r, "name")
+	rs, _, err := s.nets.ListRouters(ctx, opts)
+	if err != nil && opts.Marker != "" {
+		opts.Marker = ""
+		rs, _, err = s.nets.ListRouters(ctx, opts)
+	}
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
 	var l views.AdminRouterList
+	rs, l.Pager = adminPage(rs, opts, views.AdminRoutersURL, func(rt network.Router) string { return rt.ID })
 	if len(rs) > 0 {
 		projects, nets := s.projectNames(ctx), s.adminNetworkNames(ctx)
 		for _, rt := range rs {
@@ -279,12 +319,18 @@ func (s *Server) adminRouterDelete(w http.ResponseWriter, r *http.Request) {
 // adminFloatingIPList is GET /admin/floating-ips.
 func (s *Server) adminFloatingIPList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	fs, _, err := s.nets.ListFloatingIPs(ctx, network.ListOptions{})
+	opts := adminListOptions(r, "floating_ip_address")
+	fs, _, err := s.nets.ListFloatingIPs(ctx, opts)
+	if err != nil && opts.Marker != "" {
+		opts.Marker = ""
+		fs, _, err = s.nets.ListFloatingIPs(ctx, opts)
+	}
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
 	var l views.AdminFloatingIPList
+	fs, l.Pager = adminPage(fs, opts, views.AdminFloatingIPsURL, func(f network.FloatingIP) string { return f.ID })
 	if len(fs) > 0 {
 		projects, nets := s.projectNames(ctx), s.adminNetworkNames(ctx)
 		for _, f := range fs {
@@ -293,7 +339,6 @@ func (s *Server) adminFloatingIPList(w http.ResponseWriter, r *http.Request) {
 				Pool: nameOr(nets, f.FloatingNetworkID), FixedIP: f.FixedIPAddress, Status: f.Status,
 			})
 		}
-		slices.SortFunc(l.Rows, func(a, b views.AdminFloatingIPRow) int { return byName(a.Project+a.Address, b.Project+b.Address) })
 	}
 	s.page(w, r, http.StatusOK, "All floating IPs", views.NavAdminFloatingIPs, views.AdminFloatingIPsPage(l))
 }

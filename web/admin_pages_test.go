@@ -2,11 +2,14 @@ package web
 
 import (
 	"context"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -459,4 +462,72 @@ func TestAdminServicesAndAgents(t *testing.T) {
 	wantContains(t, r, "Services and agents", `id="services-table"`, "node-1", `id="agents-table"`,
 		`id="agent-a-l3"`, "neutron-l3-agent", `id="agent-a-lb"`, "neutron-linuxbridge-agent", "Alive", "Dead")
 	wantStatus(t, alice.get("/admin/services"), http.StatusForbidden)
+}
+
+// TestAdminNetworkListsPage: the admin's network, router and floating IP
+// lists come a page at a time with First and Next links; a stale marker
+// starts again.
+func TestAdminNetworkListsPage(t *testing.T) {
+	saved := adminNetPageSize
+	adminNetPageSize = 2
+	t.Cleanup(func() { adminNetPageSize = saved })
+	e := newAdminPagesEnv(t)
+	actx := e.adminCtx()
+	pub := e.externalNetwork("net-0", "203.0.113.0/24")
+	var nets, routers, fips []string
+	nets = append(nets, pub.ID)
+	for i := 1; i < 5; i++ {
+		n, err := e.nets.CreateNetwork(actx, network.NetworkCreate{Name: "net-" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nets = append(nets, n.ID)
+		rt, err := e.nets.CreateRouter(actx, network.RouterCreate{Name: "rt-" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		routers = append(routers, rt.ID)
+		f, err := e.nets.CreateFloatingIP(actx, network.FloatingIPCreate{FloatingNetworkID: pub.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fips = append(fips, f.ID)
+	}
+	admin := e.adminClient()
+	for _, c := range []struct {
+		base, row string
+		ids       []string
+	}{{"/admin/networks", "network-", nets}, {"/admin/routers", "router-", routers}, {"/admin/floating-ips", "floating-ip-", fips}} {
+		seen := map[string]bool{}
+		next, pages := c.base, 0
+		for next != "" {
+			r := admin.get(next)
+			wantStatus(t, r, http.StatusOK)
+			pages++
+			rows := regexp.MustCompile(`<tr id="`+c.row+`([0-9a-f-]+)"`).FindAllStringSubmatch(r.body, -1)
+			if len(rows) == 0 || len(rows) > 2 {
+				t.Fatalf("%s: %d rows on a page", next, len(rows))
+			}
+			for _, m := range rows {
+				if seen[m[1]] {
+					t.Fatalf("%s: %s shown twice", c.base, m[1])
+				}
+				seen[m[1]] = true
+			}
+			if pages > 1 {
+				wantContains(t, r, `href="`+c.base+`"`, "« First page")
+			}
+			m := regexp.MustCompile(`href="(` + regexp.QuoteMeta(c.base) + `\?marker=[^"]+)"[^>]*>Next page`).FindStringSubmatch(r.body)
+			next = ""
+			if m != nil {
+				next = html.UnescapeString(m[1])
+			}
+		}
+		if pages != (len(c.ids)+1)/2 || len(seen) != len(c.ids) {
+			t.Fatalf("%s: %d pages, %d of %d rows", c.base, pages, len(seen), len(c.ids))
+		}
+		r := admin.get(c.base + "?marker=5f0c1c3e-0000-4000-8000-000000000000")
+		wantStatus(t, r, http.StatusOK)
+		wantContains(t, r, "Next page")
+	}
 }
