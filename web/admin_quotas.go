@@ -167,22 +167,31 @@ func (s *Server) adminQuotas(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, http.StatusOK, "Quotas", views.NavAdminQuotas, views.AdminQuotasPage(q))
 }
 
+// quotaTarget reads the project and service a quota URL names and where
+// its form returns; it answers the request itself when either is unknown.
+func (s *Server) quotaTarget(w http.ResponseWriter, r *http.Request) (*identity.Project, string, string, bool) {
+	service := chi.URLParam(r, "service")
+	if !slices.Contains(s.quotaServices(), service) {
+		s.notFound(w, r)
+		return nil, "", "", false
+	}
+	p, err := s.id.GetProject(r.Context(), chi.URLParam(r, "project"))
+	if err != nil {
+		s.errorPage(w, r, err)
+		return nil, "", "", false
+	}
+	return p, service, views.AdminQuotasURL + "?project=" + url.QueryEscape(p.ID), true
+}
+
 // adminQuotaUpdate is POST /admin/quotas/{project}/{service}: it sends the
 // service only the limits that changed, so a project keeps following the
 // defaults for the rest.
 func (s *Server) adminQuotaUpdate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	project, service := chi.URLParam(r, "project"), chi.URLParam(r, "service")
-	if !slices.Contains(s.quotaServices(), service) {
-		s.notFound(w, r)
+	p, service, back, ok := s.quotaTarget(w, r)
+	if !ok {
 		return
 	}
-	p, err := s.id.GetProject(ctx, project)
-	if err != nil {
-		s.errorPage(w, r, err)
-		return
-	}
-	back := views.AdminQuotasURL + "?project=" + url.QueryEscape(p.ID)
 	sec := s.quotaSection(ctx, p.ID, service)
 	if sec.LoadError != "" {
 		s.renderQuotaSection(w, r, http.StatusServiceUnavailable, p.ID, sec)
@@ -214,6 +223,7 @@ func (s *Server) adminQuotaUpdate(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, r, back, "info", "No limit changed for "+quoted(p.Name)+".")
 		return
 	}
+	var err error
 	switch service {
 	case quotaCompute:
 		_, err = s.comp.UpdateQuotas(ctx, p.ID, changed, false)
@@ -237,17 +247,10 @@ func (s *Server) adminQuotaUpdate(w http.ResponseWriter, r *http.Request) {
 // service go back to the defaults, as `openstack quota delete` does.
 func (s *Server) adminQuotaReset(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	project, service := chi.URLParam(r, "project"), chi.URLParam(r, "service")
-	if !slices.Contains(s.quotaServices(), service) {
-		s.notFound(w, r)
+	p, service, back, ok := s.quotaTarget(w, r)
+	if !ok {
 		return
 	}
-	p, err := s.id.GetProject(ctx, project)
-	if err != nil {
-		s.errorPage(w, r, err)
-		return
-	}
-	back := views.AdminQuotasURL + "?project=" + url.QueryEscape(p.ID)
 	title := quotaTitle(service)
 	c := views.Confirm{
 		Form:    views.Form{Action: views.Path(views.AdminQuotasURL, p.ID, service, "reset"), Cancel: back},
@@ -262,6 +265,7 @@ func (s *Server) adminQuotaReset(w http.ResponseWriter, r *http.Request) {
 		s.confirm(w, r, http.StatusOK, views.NavAdminQuotas, "Quotas", c)
 		return
 	}
+	var err error
 	switch service {
 	case quotaCompute:
 		err = s.comp.DeleteQuotas(ctx, p.ID)

@@ -7,94 +7,95 @@ import (
 	"github.com/nimbus-cloud/nimbus/views"
 )
 
-// editFields reads an edit form's fields as posted.
-func editFields(r *http.Request, f *views.EditForm) {
-	f.Name, f.Description = field(r, "name"), field(r, "description")
-	f.Shared = checked(r, "shared")
+// editable is a network resource as its edit dialog needs it.
+type editable struct {
+	page        string // the resource's page: the dialog's way back
+	noun        string // "network": the dialog's words
+	nav         string
+	name, desc  string
+	label       func(name string) string // the name in the saved message
+	canShare    bool
+	shared      bool
+	save        func(f *views.EditForm) error
+	backLabel   string
+	submitLabel string
+}
+
+// edit is GET (the dialog) and POST (the change) of one resource's edit
+// form: name, description and, where offered, sharing.
+func (s *Server) edit(w http.ResponseWriter, r *http.Request, e editable) {
+	f := views.EditForm{Form: views.Form{Action: e.page + "/edit", Cancel: e.page},
+		Name: e.name, Description: e.desc, CanShare: e.canShare, Shared: e.shared, Submit: e.submitLabel}
+	status := http.StatusOK
+	if r.Method == http.MethodPost {
+		f.Name, f.Description, f.Shared = field(r, "name"), field(r, "description"), checked(r, "shared")
+		if err := e.save(&f); err != nil {
+			s.formFault(r, &f.Form, inWords(err, "change this "+e.noun), "name", "description")
+			status = formStatus(err)
+		} else {
+			s.done(w, r, e.page, e.backLabel+" "+quoted(e.label(f.Name))+" saved.")
+			return
+		}
+	}
+	s.formPage(w, r, status, "Edit "+e.noun, e.nav, e.page, e.backLabel, views.EditFormView(f))
 }
 
 // networkEdit is GET and POST /project/networks/{id}/edit: name,
 // description and, for admins, sharing.
 func (s *Server) networkEdit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	n, err := s.nets.GetNetwork(ctx, urlID(r))
+	n, err := s.nets.GetNetwork(r.Context(), urlID(r))
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
-	back := views.Path(views.NetworksURL, n.ID)
-	f := views.EditForm{Form: views.Form{Action: views.Path(views.NetworksURL, n.ID, "edit"), Cancel: back},
-		Name: n.Name, Description: n.Description,
-		CanShare: viewerFrom(r).Creds.IsAdmin(), Shared: n.Shared, Submit: "Save network"}
-	status := http.StatusOK
-	if r.Method == http.MethodPost {
-		editFields(r, &f)
-		u := network.NetworkUpdate{Name: &f.Name, Description: &f.Description}
-		if f.CanShare {
-			u.Shared = &f.Shared
-		}
-		if _, err := s.nets.UpdateNetwork(ctx, n.ID, u); err != nil {
-			s.formFault(r, &f.Form, inWords(err, "change this network"), "name", "description")
-			status = formStatus(err)
-		} else {
-			s.done(w, r, back, "Network "+quoted(netLabel(f.Name, n.ID))+" saved.")
-			return
-		}
-	}
-	s.formPage(w, r, status, "Edit network", views.NavNetworks, back, "Network", views.EditFormView(f))
+	admin := viewerFrom(r).Creds.IsAdmin()
+	s.edit(w, r, editable{page: views.Path(views.NetworksURL, n.ID), noun: "network", nav: views.NavNetworks,
+		name: n.Name, desc: n.Description, canShare: admin, shared: n.Shared,
+		label: func(name string) string { return netLabel(name, n.ID) }, backLabel: "Network", submitLabel: "Save network",
+		save: func(f *views.EditForm) error {
+			u := network.NetworkUpdate{Name: &f.Name, Description: &f.Description}
+			if admin {
+				u.Shared = &f.Shared
+			}
+			_, err := s.nets.UpdateNetwork(r.Context(), n.ID, u)
+			return err
+		}})
 }
 
 // routerEdit is GET and POST /project/routers/{id}/edit.
 func (s *Server) routerEdit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	rt, err := s.nets.GetRouter(ctx, urlID(r))
+	rt, err := s.nets.GetRouter(r.Context(), urlID(r))
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
-	back := views.Path(views.RoutersURL, rt.ID)
-	f := views.EditForm{Form: views.Form{Action: views.Path(views.RoutersURL, rt.ID, "edit"), Cancel: back},
-		Name: rt.Name, Description: rt.Description, Submit: "Save router"}
-	status := http.StatusOK
-	if r.Method == http.MethodPost {
-		editFields(r, &f)
-		u := network.RouterUpdate{Name: &f.Name, Description: &f.Description}
-		if _, err := s.nets.UpdateRouter(ctx, rt.ID, u); err != nil {
-			s.formFault(r, &f.Form, inWords(err, "change this router"), "name", "description")
-			status = formStatus(err)
-		} else {
-			s.done(w, r, back, "Router "+quoted(netLabel(f.Name, rt.ID))+" saved.")
-			return
-		}
-	}
-	s.formPage(w, r, status, "Edit router", views.NavRouters, back, "Router", views.EditFormView(f))
+	s.edit(w, r, editable{page: views.Path(views.RoutersURL, rt.ID), noun: "router", nav: views.NavRouters,
+		name: rt.Name, desc: rt.Description,
+		label: func(name string) string { return netLabel(name, rt.ID) }, backLabel: "Router", submitLabel: "Save router",
+		save: func(f *views.EditForm) error {
+			_, err := s.nets.UpdateRouter(r.Context(), rt.ID, network.RouterUpdate{Name: &f.Name, Description: &f.Description})
+			return err
+		}})
 }
 
-// secGroupEdit is GET and POST /project/security-groups/{id}/edit.
+// secGroupEdit is GET and POST /project/security-groups/{id}/edit. The
+// name is sent only when it changed: Neutron refuses any rename of the
+// default group, even to its own name.
 func (s *Server) secGroupEdit(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	g, err := s.nets.GetSecurityGroup(ctx, urlID(r))
+	g, err := s.nets.GetSecurityGroup(r.Context(), urlID(r))
 	if err != nil {
 		s.errorPage(w, r, err)
 		return
 	}
-	back := views.Path(views.SecurityGroupsURL, g.ID)
-	f := views.EditForm{Form: views.Form{Action: views.Path(views.SecurityGroupsURL, g.ID, "edit"), Cancel: back},
-		Name: g.Name, Description: g.Description, Submit: "Save group"}
-	status := http.StatusOK
-	if r.Method == http.MethodPost {
-		editFields(r, &f)
-		u := network.SecurityGroupUpdate{Description: &f.Description}
-		if f.Name != g.Name {
-			u.Name = &f.Name
-		}
-		if _, err := s.nets.UpdateSecurityGroup(ctx, g.ID, u); err != nil {
-			s.formFault(r, &f.Form, inWords(err, "change this security group"), "name", "description")
-			status = formStatus(err)
-		} else {
-			s.done(w, r, back, "Security group "+quoted(f.Name)+" saved.")
-			return
-		}
-	}
-	s.formPage(w, r, status, "Edit security group", views.NavSecurityGroups, back, "Security group", views.EditFormView(f))
+	s.edit(w, r, editable{page: views.Path(views.SecurityGroupsURL, g.ID), noun: "security group", nav: views.NavSecurityGroups,
+		name: g.Name, desc: g.Description,
+		label: func(name string) string { return name }, backLabel: "Security group", submitLabel: "Save group",
+		save: func(f *views.EditForm) error {
+			u := network.SecurityGroupUpdate{Description: &f.Description}
+			if f.Name != g.Name {
+				u.Name = &f.Name
+			}
+			_, err := s.nets.UpdateSecurityGroup(r.Context(), g.ID, u)
+			return err
+		}})
 }
