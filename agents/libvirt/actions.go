@@ -221,7 +221,7 @@ func (d *Driver) rebuild(ctx context.Context, dom golibvirt.Domain, uuid string,
 	}
 	rev.success()
 	if err := writeSpec(p.spec, s, configDrive, old.Created); err != nil {
-		return fault.Wrap(fault.Internal, err, "record instance spec")
+		return err
 	}
 	dom, err = d.define(s, p, configDrive, old.Created)
 	if err != nil {
@@ -319,7 +319,7 @@ func (d *Driver) resize(ctx context.Context, dom golibvirt.Domain, uuid string, 
 		}
 	}
 	if err := writeSpec(p.spec, ns, old.ConfigDrive, old.Created); err != nil {
-		return fault.Wrap(fault.Internal, err, "record instance spec")
+		return err
 	}
 	if _, err := d.define(ns, p, old.ConfigDrive, old.Created); err != nil {
 		return err

@@ -2,9 +2,7 @@ package libvirt
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/xml"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -22,37 +20,50 @@ import (
 // put it, so a repeated call (an agent restart, a retried operation)
 // finishes the work instead of failing on it.
 
+// changeNIC reads the instance's stored spec and attaches or detaches nic
+// on the domain where it is not so yet; it returns the spec and the flags
+// used (0 when there was nothing to do). Kinds: Conflict (suspended),
+// NotFound, Internal.
+func (d *Driver) changeNIC(dom golibvirt.Domain, uuid string, power int, nic agentapi.NIC, detach bool) (*storedSpec, uint32, error) {
+	what, apply := "attach an interface to", d.c.DomainAttachDeviceFlags
+	if detach {
+		what, apply = "detach an interface from", d.c.DomainDetachDeviceFlags
+	}
+	// A suspended guest resumes from memory saved with its old devices.
+	if power == agentapi.PowerSuspended {
+		return nil, 0, fault.Conflictf("Cannot %s instance %s while it is suspended; resume it.", what, uuid)
+	}
+	st, err := readSpec(d.paths(uuid).spec)
+	if err != nil {
+		return nil, 0, fault.Wrap(fault.Internal, err, "read instance spec")
+	}
+	flags, err := d.deviceFlags(dom, uuid, power, nic.MAC, detach)
+	if err != nil || flags == 0 {
+		return st, 0, err
+	}
+	x, err := xml.Marshal(interfaceOf(nic))
+	if err != nil {
+		return nil, 0, fault.Wrap(fault.Internal, err, "encode interface")
+	}
+	if err := apply(dom, string(x), flags); err != nil {
+		return nil, 0, translate(err, uuid, what)
+	}
+	return st, flags, nil
+}
+
 // attachInterface plugs nic into the instance. Kinds: Conflict
 // (suspended), NotFound, Internal.
 func (d *Driver) attachInterface(dom golibvirt.Domain, uuid string, power int, nic agentapi.NIC) error {
-	// A suspended guest resumes from memory saved with its old devices.
-	if power == agentapi.PowerSuspended {
-		return fault.Conflictf("Cannot attach an interface to instance %s while it is suspended; resume it.", uuid)
-	}
-	p := d.paths(uuid)
-	st, err := readSpec(p.spec)
-	if err != nil {
-		return fault.Wrap(fault.Internal, err, "read instance spec")
-	}
-	flags, err := d.deviceFlags(dom, uuid, power, nic.MAC, false)
+	st, _, err := d.changeNIC(dom, uuid, power, nic, false)
 	if err != nil {
 		return err
-	}
-	if flags != 0 {
-		x, err := xml.Marshal(interfaceOf(nic))
-		if err != nil {
-			return fault.Wrap(fault.Internal, err, "encode interface")
-		}
-		if err := d.c.DomainAttachDeviceFlags(dom, string(x), flags); err != nil {
-			return translate(err, uuid, "attach an interface to")
-		}
 	}
 	if i := slices.IndexFunc(st.Spec.NICs, func(n agentapi.NIC) bool { return n.PortID == nic.PortID }); i >= 0 {
 		st.Spec.NICs[i] = nic
 	} else {
 		st.Spec.NICs = append(st.Spec.NICs, nic)
 	}
-	return saveSpec(p.spec, st)
+	return saveSpec(d.paths(uuid).spec, st)
 }
 
 // detachInterface unplugs nic and, for a running guest, waits until the
@@ -61,26 +72,9 @@ func (d *Driver) attachInterface(dom golibvirt.Domain, uuid string, power int, n
 // retry unplugs what is left. Kinds: Conflict (suspended), NotFound,
 // Internal.
 func (d *Driver) detachInterface(ctx context.Context, dom golibvirt.Domain, uuid string, power int, nic agentapi.NIC) error {
-	if power == agentapi.PowerSuspended {
-		return fault.Conflictf("Cannot detach an interface from instance %s while it is suspended; resume it.", uuid)
-	}
-	p := d.paths(uuid)
-	st, err := readSpec(p.spec)
-	if err != nil {
-		return fault.Wrap(fault.Internal, err, "read instance spec")
-	}
-	flags, err := d.deviceFlags(dom, uuid, power, nic.MAC, true)
+	st, flags, err := d.changeNIC(dom, uuid, power, nic, true)
 	if err != nil {
 		return err
-	}
-	if flags != 0 {
-		x, err := xml.Marshal(interfaceOf(nic))
-		if err != nil {
-			return fault.Wrap(fault.Internal, err, "encode interface")
-		}
-		if err := d.c.DomainDetachDeviceFlags(dom, string(x), flags); err != nil {
-			return translate(err, uuid, "detach an interface from")
-		}
 	}
 	if flags&uint32(golibvirt.DomainDeviceModifyLive) != 0 {
 		if err := d.waitReleased(ctx, dom, uuid, nic.MAC); err != nil {
@@ -90,7 +84,7 @@ func (d *Driver) detachInterface(ctx context.Context, dom golibvirt.Domain, uuid
 	st.Spec.NICs = slices.DeleteFunc(st.Spec.NICs, func(n agentapi.NIC) bool {
 		return n.PortID == nic.PortID || strings.EqualFold(n.MAC, nic.MAC)
 	})
-	return saveSpec(p.spec, st)
+	return saveSpec(d.paths(uuid).spec, st)
 }
 
 // deviceFlags returns where a change of the NIC with mac is still to be
@@ -165,16 +159,4 @@ func hasInterface(domXML, mac string) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// saveSpec rewrites the stored spec as it is, config drive flag included.
-func saveSpec(path string, st *storedSpec) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fault.Wrap(fault.Internal, err, "encode instance spec")
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return fault.Wrap(fault.Internal, err, "record instance spec")
-	}
-	return nil
 }

@@ -62,11 +62,19 @@ type storedSpec struct {
 func writeSpec(path string, s agentapi.InstanceSpec, configDrive bool, created time.Time) error {
 	st := storedSpec{Spec: s, ConfigDrive: configDrive, Created: created}
 	st.Spec.ConfigDrive = nil
+	return saveSpec(path, &st)
+}
+
+// saveSpec rewrites the stored spec as it is, config drive flag included.
+func saveSpec(path string, st *storedSpec) error {
 	b, err := json.Marshal(st)
 	if err != nil {
-		return err
+		return fault.Wrap(fault.Internal, err, "encode instance spec")
 	}
-	return os.WriteFile(path, b, 0o600)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fault.Wrap(fault.Internal, err, "record instance spec")
+	}
+	return nil
 }
 
 func readSpec(path string) (*storedSpec, error) {
@@ -161,7 +169,7 @@ func (d *Driver) Spawn(ctx context.Context, s agentapi.InstanceSpec, images agen
 	}
 	created := time.Now()
 	if err := writeSpec(p.spec, s, s.ConfigDrive != nil, created); err != nil {
-		return fault.Wrap(fault.Internal, err, "record instance spec")
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
