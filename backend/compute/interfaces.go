@@ -146,16 +146,10 @@ func (s *Service) AttachInterface(ctx context.Context, id string, req InterfaceR
 	var actionID, evID string
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
-		ok, err := changeInstance(ctx, tx, srv.ID, instanceChange{fromVM: interfaceStates, fromTask: "", set: set}, now)
+		err := s.st.claimInstance(ctx, tx, srv.ID, instanceChange{fromVM: interfaceStates, fromTask: "", set: set}, now,
+			func(cur *Server) error { return s.checkInterfaceState(cur, "attach_interface") })
 		if err != nil {
 			return err
-		}
-		if !ok {
-			cur, err := s.st.getServer(ctx, tx, srv.ID)
-			if err != nil {
-				return err
-			}
-			return s.checkInterfaceState(cur, "attach_interface")
 		}
 		if actionID, err = startAction(ctx, tx, srv, ActionAttachInterface, reqID, now); err != nil {
 			return err
@@ -256,16 +250,10 @@ func (s *Service) DetachInterface(ctx context.Context, id, portID string) error 
 	opID, reqID := newUUID(), requestID(ctx)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		now := s.now()
-		ok, err := changeInstance(ctx, tx, srv.ID, instanceChange{fromVM: interfaceStates, fromTask: ""}, now)
+		err := s.st.claimInstance(ctx, tx, srv.ID, instanceChange{fromVM: interfaceStates, fromTask: ""}, now,
+			func(cur *Server) error { return s.checkInterfaceState(cur, "detach_interface") })
 		if err != nil {
 			return err
-		}
-		if !ok {
-			cur, err := s.st.getServer(ctx, tx, srv.ID)
-			if err != nil {
-				return err
-			}
-			return s.checkInterfaceState(cur, "detach_interface")
 		}
 		actionID, err := startAction(ctx, tx, srv, ActionDetachInterface, reqID, now)
 		if err != nil {

@@ -84,20 +84,15 @@ func (s *Service) runAction(ctx context.Context, id string, a actionSpec) (*Serv
 		for k, v := range a.set {
 			set[k] = v
 		}
-		ok, err := changeInstance(ctx, tx, srv.ID, instanceChange{fromVM: []string{srv.VMState}, fromTask: "", set: set}, now)
+		err := s.st.claimInstance(ctx, tx, srv.ID, instanceChange{fromVM: []string{srv.VMState}, fromTask: "", set: set}, now,
+			func(cur *Server) error {
+				if err := checkState(cur, a.apiName, a.fromVM); err != nil {
+					return err
+				}
+				return errInvalidState(a.apiName, srv.ID, "vm_state", cur.VMState)
+			})
 		if err != nil {
 			return err
-		}
-		if !ok {
-			// Someone else started a task between the check and here.
-			cur, err := s.st.getServer(ctx, tx, srv.ID)
-			if err != nil {
-				return err
-			}
-			if err := checkState(cur, a.apiName, a.fromVM); err != nil {
-				return err
-			}
-			return errInvalidState(a.apiName, srv.ID, "vm_state", cur.VMState)
 		}
 		if a.prepare != nil {
 			if err := a.prepare(tx, srv); err != nil {

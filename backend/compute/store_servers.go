@@ -334,6 +334,22 @@ type instanceChange struct {
 	set      map[string]any
 }
 
+// claimInstance applies c to instance id inside tx like changeInstance;
+// when the instance is no longer in a state c expects (another request
+// started a task first), it reads the instance again and returns refuse's
+// verdict on it.
+func (st *store) claimInstance(ctx context.Context, tx *sql.Tx, id string, c instanceChange, now time.Time, refuse func(cur *Server) error) error {
+	ok, err := changeInstance(ctx, tx, id, c, now)
+	if err != nil || ok {
+		return err
+	}
+	cur, err := st.getServer(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	return refuse(cur)
+}
+
 // changeInstance applies c to instance id inside tx and reports whether
 // the instance was in the expected state.
 func changeInstance(ctx context.Context, tx *sql.Tx, id string, c instanceChange, now time.Time) (bool, error) {
