@@ -200,7 +200,7 @@ func (s *Server) adminNetworkDeleteConfirm(w http.ResponseWriter, r *http.Reques
 		s.errorPage(w, r, err)
 		return
 	}
-	s.confirm(w, r, http.StatusOK, views.NavAdminNetworks, "All networks", adminNetworkDeleteConfirmation(n.ID, adminDisplayName(n.Name, n.ID)))
+	s.confirm(w, r, http.StatusOK, views.NavAdminNetworks, "All networks", adminNetworkDeleteConfirmation(n.ID, netLabel(n.Name, n.ID)))
 }
 
 // adminNetworkDelete is POST /admin/networks/{id}/delete.
@@ -209,20 +209,12 @@ func (s *Server) adminNetworkDelete(w http.ResponseWriter, r *http.Request) {
 	if err := s.nets.DeleteNetwork(r.Context(), id); err != nil {
 		name := id
 		if n, gerr := s.nets.GetNetwork(r.Context(), id); gerr == nil {
-			name = adminDisplayName(n.Name, n.ID)
+			name = netLabel(n.Name, n.ID)
 		}
 		s.confirmFailed(w, r, views.NavAdminNetworks, "All networks", adminNetworkDeleteConfirmation(id, name), err)
 		return
 	}
 	s.done(w, r, views.AdminNetworksURL, "Network deleted.")
-}
-
-// adminDisplayName is name, or id for an unnamed resource.
-func adminDisplayName(name, id string) string {
-	if name == "" {
-		return id
-	}
-	return name
 }
 
 // adminNetPageSize is how many rows a page of the admin network lists
@@ -267,7 +259,7 @@ func (s *Server) adminRouterList(w http.ResponseWriter, r *http.Request) {
 	if len(rs) > 0 {
 		projects, nets := s.projectNames(ctx), s.adminNetworkNames(ctx)
 		for _, rt := range rs {
-			row := views.AdminRouterRow{ID: rt.ID, Name: adminDisplayName(rt.Name, "(no name)"), Project: nameOr(projects, rt.ProjectID), Status: rt.Status}
+			row := views.AdminRouterRow{ID: rt.ID, Name: netLabel(rt.Name, "(no name)"), Project: nameOr(projects, rt.ProjectID), Status: rt.Status}
 			if rt.Gateway != nil {
 				row.ExternalNetwork = nameOr(nets, rt.Gateway.NetworkID)
 				for _, ip := range rt.Gateway.ExternalFixedIPs {
@@ -299,7 +291,7 @@ func (s *Server) adminRouterDeleteConfirm(w http.ResponseWriter, r *http.Request
 		s.errorPage(w, r, err)
 		return
 	}
-	s.confirm(w, r, http.StatusOK, views.NavAdminRouters, "All routers", adminRouterDeleteConfirmation(rt.ID, adminDisplayName(rt.Name, rt.ID)))
+	s.confirm(w, r, http.StatusOK, views.NavAdminRouters, "All routers", adminRouterDeleteConfirmation(rt.ID, netLabel(rt.Name, rt.ID)))
 }
 
 // adminRouterDelete is POST /admin/routers/{id}/delete.
@@ -308,7 +300,7 @@ func (s *Server) adminRouterDelete(w http.ResponseWriter, r *http.Request) {
 	if err := s.nets.DeleteRouter(r.Context(), id); err != nil {
 		name := id
 		if rt, gerr := s.nets.GetRouter(r.Context(), id); gerr == nil {
-			name = adminDisplayName(rt.Name, rt.ID)
+			name = netLabel(rt.Name, rt.ID)
 		}
 		s.confirmFailed(w, r, views.NavAdminRouters, "All routers", adminRouterDeleteConfirmation(id, name), err)
 		return
