@@ -164,15 +164,7 @@ func (s *Server) subnetEdit(w http.ResponseWriter, r *http.Request) {
 		s.renderNetworkForm(w, r, http.StatusOK, f)
 		return
 	}
-	f.SubnetName, f.Gateway, f.NoGateway, f.DHCP = field(r, "subnet_name"), field(r, "gateway"), checked(r, "no_gateway"), checked(r, "dhcp")
-	f.DNS, f.Pools = field(r, "dns"), field(r, "pools")
-	if f.NoGateway && f.Gateway != "" {
-		f.SetError("gateway", "Leave the gateway blank, or untick “No gateway”.")
-	}
-	pools, ok := parsePools(f.Pools)
-	if !ok {
-		f.SetError("pools", "Write each pool as start,end on a line of its own, such as 10.0.0.10,10.0.0.200.")
-	}
+	pools := readSubnetFields(r, &f)
 	if !f.Valid() {
 		s.renderNetworkForm(w, r, http.StatusUnprocessableEntity, f)
 		return
@@ -200,16 +192,12 @@ func (s *Server) subnetEdit(w http.ResponseWriter, r *http.Request) {
 	s.done(w, r, views.Path(views.NetworksURL, sn.NetworkID), "Subnet "+quoted(subnetLabel(&network.Subnet{Name: f.SubnetName, CIDR: sn.CIDR}))+" saved.")
 }
 
-// subnetForm reads the subnet part of the wizard (all of the add-subnet
-// form) and checks what the service would only report less clearly.
-func subnetForm(r *http.Request) (views.NetworkForm, network.SubnetCreate) {
-	f := views.NetworkForm{
-		Name: field(r, "name"), SubnetName: field(r, "subnet_name"), CIDR: field(r, "cidr"), Gateway: field(r, "gateway"),
-		NoGateway: checked(r, "no_gateway"), DHCP: checked(r, "dhcp"), DNS: field(r, "dns"), Pools: field(r, "pools"),
-	}
-	if f.CIDR == "" {
-		f.SetError("cidr", "Enter the subnet's network address, such as 10.0.0.0/24.")
-	}
+// readSubnetFields reads the fields the subnet forms share (name, gateway,
+// DHCP, DNS servers, pools) into f, marks what is wrong, and returns the
+// pools parsed.
+func readSubnetFields(r *http.Request, f *views.NetworkForm) []network.AllocationPool {
+	f.SubnetName, f.Gateway, f.NoGateway, f.DHCP = field(r, "subnet_name"), field(r, "gateway"), checked(r, "no_gateway"), checked(r, "dhcp")
+	f.DNS, f.Pools = field(r, "dns"), field(r, "pools")
 	if f.NoGateway && f.Gateway != "" {
 		f.SetError("gateway", "Leave the gateway blank, or untick “No gateway”.")
 	}
@@ -217,6 +205,17 @@ func subnetForm(r *http.Request) (views.NetworkForm, network.SubnetCreate) {
 	if !ok {
 		f.SetError("pools", "Write each pool as start,end on a line of its own, such as 10.0.0.10,10.0.0.200.")
 	}
+	return pools
+}
+
+// subnetForm reads the subnet part of the wizard (all of the add-subnet
+// form) and checks what the service would only report less clearly.
+func subnetForm(r *http.Request) (views.NetworkForm, network.SubnetCreate) {
+	f := views.NetworkForm{Name: field(r, "name"), CIDR: field(r, "cidr")}
+	if f.CIDR == "" {
+		f.SetError("cidr", "Enter the subnet's network address, such as 10.0.0.0/24.")
+	}
+	pools := readSubnetFields(r, &f)
 	dhcp := f.DHCP
 	sc := network.SubnetCreate{Name: f.SubnetName, CIDR: f.CIDR, EnableDHCP: &dhcp,
 		DNSNameservers: lines(f.DNS, true), AllocationPools: pools}
