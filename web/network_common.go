@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -199,11 +198,6 @@ func (s *Server) instanceNames(ctx context.Context) map[string]string {
 	return m
 }
 
-// isInstancePort reports whether a port belongs to an instance.
-func isInstancePort(p *network.Port) bool {
-	return strings.HasPrefix(p.DeviceOwner, "compute:") && p.DeviceID != ""
-}
-
 // portDevice names what a port is attached to and the page to open it.
 func (s *Server) portDevice(p *network.Port, routers map[string]string, instances map[string]string) (string, string) {
 	switch {
@@ -213,7 +207,7 @@ func (s *Server) portDevice(p *network.Port, routers map[string]string, instance
 			return "Router " + p.DeviceID, ""
 		}
 		return "Router " + name, views.Path(views.RoutersURL, p.DeviceID)
-	case isInstancePort(p):
+	case p.OfInstance():
 		name := p.DeviceID
 		if n, ok := instances[p.DeviceID]; ok {
 			name = n

@@ -103,7 +103,7 @@ func (s *Server) instancePortOptions(r *http.Request, selected string) ([]views.
 	var out []views.Option
 	for i := range ports {
 		p := &ports[i]
-		if !isInstancePort(p) {
+		if !p.OfInstance() {
 			continue
 		}
 		name := netLabel(instances[p.DeviceID], p.DeviceID)

@@ -116,7 +116,7 @@ func (s *Server) topology(r *http.Request) (*views.Topology, error) {
 			if n == nil {
 				continue // another project's router
 			}
-		case isInstancePort(p):
+		case p.OfInstance():
 			if n == nil {
 				n = &node{TopoNode: views.TopoNode{ID: p.DeviceID, Kind: "instance", Name: netLabel(instances[p.DeviceID], p.DeviceID)}}
 				if s.comp != nil {

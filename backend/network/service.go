@@ -35,6 +35,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/backend/platform/auth"
@@ -59,6 +60,7 @@ const (
 	OwnerRouterGateway   = "network:router_gateway"
 	OwnerFloatingIP      = "network:floatingip"
 	ownerNetworkPrefix   = "network:"
+	ownerComputePrefix   = "compute:"
 )
 
 // Resource statuses.
@@ -176,6 +178,12 @@ type Port struct {
 	RevisionNumber  int
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+}
+
+// OfInstance reports whether p is an instance's port: owned by compute
+// ("compute:<zone>") and attached to a device.
+func (p *Port) OfInstance() bool {
+	return strings.HasPrefix(p.DeviceOwner, ownerComputePrefix) && p.DeviceID != ""
 }
 
 // Route is a static route on a router (Neutron's extraroute).

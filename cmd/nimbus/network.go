@@ -228,7 +228,7 @@ func (m metadataSource) Metadata(ctx context.Context, _ hosts.Host, req agentapi
 		return nil, err
 	}
 	for _, p := range ports {
-		if !strings.HasPrefix(p.DeviceOwner, "compute:") || p.DeviceID == "" {
+		if !p.OfInstance() {
 			continue
 		}
 		floating := ""
@@ -388,7 +388,7 @@ func (a *networkEvents) changed(id, project string, op network.Op) {
 
 // instanceOf announces the instance p belongs to, if any.
 func (a *networkEvents) instanceOf(p *network.Port) {
-	if strings.HasPrefix(p.DeviceOwner, "compute:") && p.DeviceID != "" {
+	if p.OfInstance() {
 		a.bus.Publish(events.Event{Kind: events.KindInstance, ID: p.DeviceID, ProjectID: p.ProjectID, At: time.Now()})
 	}
 }
