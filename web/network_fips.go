@@ -27,13 +27,28 @@ func (s *Server) fipList(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(fips, func(a, b network.FloatingIP) int {
 		return compareAddrs(a.FloatingIPAddress, b.FloatingIPAddress)
 	})
+	// The associated ports, read in one listing rather than one by one.
+	var portIDs []string
+	for _, f := range fips {
+		if f.PortID != "" {
+			portIDs = append(portIDs, f.PortID)
+		}
+	}
+	ports := map[string]*network.Port{}
+	if len(portIDs) > 0 {
+		if ps, _, err := s.nets.ListPorts(ctx, network.ListOptions{Filters: map[string][]string{"id": portIDs}}); err == nil {
+			for i := range ps {
+				ports[ps[i].ID] = &ps[i]
+			}
+		}
+	}
 	l := views.FIPList{CanWrite: canWrite(viewerFrom(r))}
 	for _, f := range fips {
 		row := views.FIPRow{ID: f.ID, Address: f.FloatingIPAddress, Fixed: f.FixedIPAddress,
 			Pool: ix.networkName(f.FloatingNetworkID), Status: f.Status}
 		if f.PortID != "" {
 			row.Instance = "Port " + f.PortID
-			if p, err := s.nets.GetPort(ctx, f.PortID); err == nil {
+			if p := ports[f.PortID]; p != nil {
 				row.Instance, row.InstanceURL = s.portDevice(p, nil, instances)
 				row.Instance = strings.TrimPrefix(row.Instance, "Instance ")
 			}
